@@ -1,0 +1,50 @@
+"""Medical-insurance service-evaluation indicators pipeline (医保经办服务评价指标).
+
+Installed on Dataflow workers with ``--setup_file ./setup.py``, locally by
+``make demo`` / ``make test``.  The ranges below are known to resolve
+together (checked on Python 3.11 with apache-beam 2.77).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="yibao-indicators",
+    version="0.1.0",
+    description="Beam pipelines computing medical-insurance service evaluation indicators",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(
+        include=[
+            "pipelines*",
+            "schemas*",
+            "transforms*",
+            "expectations*",
+            "warehouse*",
+            "datagen*",
+            "reference*",
+            "report*",
+            "alerting*",
+        ]
+    ),
+    package_data={
+        "schemas": ["*.avsc"],
+        "reference": ["*/*.csv"],
+        "pipelines": ["*.yaml"],
+        "expectations": ["suites/*.json"],
+    },
+    install_requires=[
+        "apache-beam[gcp]>=2.77,<2.78",
+        "pyarrow>=18,<26",
+        "fastavro>=1.9,<2",
+        "google-cloud-bigquery>=3.20,<4",
+        "great-expectations>=1.24,<2",
+        "duckdb>=1.2,<3",
+        "chinesecalendar>=1.10,<2",
+        "python-stdnum>=1.20,<3",
+        "rich>=13,<16",
+        "pyyaml>=6,<7",
+        "polars-avro>=0.13,<0.14",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["yibao=pipelines.cli:main"]},
+)
