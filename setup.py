@@ -36,7 +36,7 @@ setup(
         "fastavro>=1.9,<2",
         "google-cloud-bigquery>=3.20,<4",
         "great-expectations>=1.24,<2",
-        "duckdb>=1.2,<3",
+        "duckdb>=2.0,<3",
         "chinesecalendar>=1.10,<2",
         "python-stdnum>=1.20,<3",
         "rich>=13,<16",

@@ -1,0 +1,196 @@
+"""The nightly indicator refresh (batch, bounded).
+
+What arrives: five Avro streams under ``--input`` (enrolment, contribution,
+settlement, settlement_list, filing; ``<input>/<stream>/*.avro``) and the
+reference CSVs.  What happens, top to bottom (ARCHITECTURE.md's picture):
+
+1. ``Read<stream>``: match the files, decode each into Arrow record batches;
+   what cannot be decoded becomes a dead letter (bytes to quarantine).
+2. ``Gather<stream>`` + ``Resolve<stream>``: one copy per event_id —
+   identical copies are duplicates, differing ones conflicting duplicates
+   (dead letters); the stream's read/accepted/duplicate counts.
+3. ``ComputeIndicators``: as_of, latest version per business key,
+   reversals, rule verdicts from the compiled GE suites, indicator
+   components per attribution region and month, roll-up county → pooling
+   region → province, MONTH and YTD rows (DuckDB SQL over Arrow).
+4. ``Publish``: every table of the run replaced by key in one warehouse
+   transaction; the run's pipeline_runs row says how it ended.
+
+Run it::
+
+    yibao nightly --input var/demo --warehouse duckdb:///var/warehouse.duckdb \
+        --as-of 2023-12-31T23:59:59+08:00 --months 2023-01..2023-12
+    python -m pipelines.nightly --input gs://bucket/landing --warehouse bigquery://p/d \
+        --runner DataflowRunner --project p --region asia-east2 --temp_location gs://bucket/tmp \
+        --setup_file ./setup.py
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import uuid
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+
+import reference
+import schemas
+from pipelines.config import load_config
+from pipelines.options import NightlyOptions, resolve_runner
+from transforms.compute import compute_run, connect, load_accepted
+from transforms.context import RunContext, default_months, month_range
+from transforms.decode import ReadStream, encode_record, quarantine
+from transforms.timeutil import parse_instant
+from transforms.versions import resolve_deliveries
+
+log = logging.getLogger(__name__)
+
+
+class GatherTable(beam.PTransform):
+    """All record batches of a stream as one Arrow table (versions and
+    duplicates need every copy of a key together)."""
+
+    def __init__(self, stream: str):
+        super().__init__()
+        self.stream = stream
+
+    def expand(self, batches):
+        stream = self.stream
+        return (
+            batches
+            | "KeyByStream" >> beam.Map(lambda b: (stream, b))
+            | "GroupBatches" >> beam.GroupByKey()
+            | "Concat" >> beam.MapTuple(lambda _, bs: pa.Table.from_batches(
+                [x for b in bs for x in (b.to_batches() if isinstance(b, pa.Table) else [b])],
+                schema=_batch_schema(stream)))
+        )
+
+
+def _batch_schema(stream: str) -> pa.Schema:
+    return schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
+        pa.field("_index", pa.int64()))
+
+
+class ResolveDeliveries(beam.DoFn):
+    """One copy per event_id; conflicting copies quarantined as dead letters."""
+
+    def __init__(self, stream: str, quarantine_dir: str):
+        self.stream, self.quarantine_dir = stream, quarantine_dir
+
+    def process(self, table: pa.Table):
+        con = connect()
+        con.register("raw_arrow", table)
+        result = resolve_deliveries(con, self.stream, "raw_arrow")
+        accepted = con.sql(f"SELECT * FROM {self.stream}_accepted").to_arrow_table()
+        con.close()
+        conflicts = result["conflicts"]
+        for row in (conflicts.to_pylist() if conflicts is not None else []):
+            source = f"{row.pop('_source')}#record={row.pop('_index')}"
+            dl = quarantine(self.quarantine_dir, self.stream, source,
+                            f"conflicting duplicate of event_id {row['event_id']!r}: differs from "
+                            "the copy kept", encode_record(self.stream, row))
+            yield beam.pvalue.TaggedOutput("dead_letters", dl.as_dict())
+        yield beam.pvalue.TaggedOutput("stats", {
+            "stream": self.stream, "decoded": table.num_rows,
+            "duplicates": result["duplicates"],
+            "conflicts": 0 if conflicts is None else conflicts.num_rows})
+        yield accepted
+
+
+class ComputeIndicators(beam.DoFn):
+    """Every indicator, rule result and failure of the run, from the
+    accepted tables (side inputs, one per stream)."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def process(self, _, **tables):
+        con = connect()
+        try:
+            load_accepted(con, tables)
+            yield compute_run(con, self.ctx)
+        finally:
+            con.close()
+
+
+class Publish(beam.DoFn):
+    """Writes the run's tables in one warehouse transaction."""
+
+    def __init__(self, warehouse_uri: str, run_id: str, ctx: RunContext, input_root: str):
+        self.warehouse_uri, self.run_id, self.ctx, self.input_root = (
+            warehouse_uri, run_id, ctx, input_root)
+
+    def process(self, result, dead_letters, stats):
+        from pipelines.publish import publish_run
+
+        publish_run(self.warehouse_uri, self.run_id, self.ctx, self.input_root, result,
+                    dead_letters, stats)
+        yield self.run_id
+
+
+def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str, run_id: str,
+          quarantine_dir: str) -> None:
+    accepted, dead, stats = {}, [], []
+    for stream in schemas.STREAM_NAMES:
+        label = stream.title().replace("_", "")
+        pattern = FileSystems.join(input_root, stream, "*.avro")
+        read = p | f"Read{label}" >> ReadStream(stream, pattern, quarantine_dir)
+        resolved = (
+            read.batches
+            | f"Gather{label}" >> GatherTable(stream)
+            | f"Resolve{label}" >> beam.ParDo(ResolveDeliveries(stream, quarantine_dir)).with_outputs(
+                "dead_letters", "stats", main="accepted")
+        )
+        accepted[stream] = beam.pvalue.AsSingleton(resolved.accepted, default_value=None)
+        dead += [read.dead_letters, resolved.dead_letters]
+        stats.append(resolved.stats)
+    result = (
+        p
+        | "Start" >> beam.Create([None])
+        | "ComputeIndicators" >> beam.ParDo(ComputeIndicators(ctx), **accepted)
+    )
+    dead_letters = tuple(dead) | "AllDeadLetters" >> beam.Flatten()
+    all_stats = tuple(stats) | "AllStats" >> beam.Flatten()
+    _ = result | "Publish" >> beam.ParDo(
+        Publish(warehouse_uri, run_id, ctx, input_root),
+        beam.pvalue.AsList(dead_letters), beam.pvalue.AsList(all_stats))
+
+
+def make_context(opts: NightlyOptions) -> RunContext:
+    as_of = parse_instant(opts.as_of) if opts.as_of else dt.datetime.now(dt.UTC)
+    ref_dir = opts.reference or FileSystems.join(opts.input, "reference")
+    ref = reference.load(ref_dir)  # a reference error stops the run before any stream is read
+    months = month_range(opts.months) if opts.months else default_months(as_of)
+    return RunContext(ref=ref, config=load_config(opts.config), as_of=as_of, months=months)
+
+
+def run(argv: list[str] | None = None) -> str:
+    """Parses options, records the run, builds and runs the pipeline; returns the run_id."""
+    from pipelines.publish import begin, end, warehouse_dir
+
+    options = PipelineOptions(argv)
+    opts = options.view_as(NightlyOptions)
+    options.view_as(SetupOptions).save_main_session = False
+    ctx = make_context(opts)
+    run_id = str(uuid.uuid4())
+    quarantine_dir = opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine")
+    runner = resolve_runner(options)
+    begin(opts.warehouse, run_id, "nightly", str(options.view_as(StandardOptions).runner or "FnApiRunner"),
+          ctx, {k: v for k, v in options.get_all_options(drop_default=True).items()})
+    try:
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build(p, opts.input, ctx, opts.warehouse, run_id, quarantine_dir)
+    except BaseException as exc:
+        end(opts.warehouse, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    end(opts.warehouse, run_id, "succeeded")
+    log.info("nightly run %s succeeded", run_id)
+    return run_id
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    run()

@@ -1,0 +1,40 @@
+"""Pipeline options: every parameter of the nightly job, with help text
+(the flex template's metadata.json describes the same ones)."""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+DEFAULT_WAREHOUSE = "duckdb:///var/warehouse.duckdb"
+
+
+class NightlyOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--input", required=True,
+                            help="Input root: <input>/<stream>/*.avro (local path or gs://)")
+        parser.add_argument("--warehouse", default=DEFAULT_WAREHOUSE,
+                            help="duckdb:///path/file.duckdb (relative to the working directory "
+                                 "unless it starts with //) or bigquery://PROJECT/DATASET")
+        parser.add_argument("--as_of", "--as-of", dest="as_of", default=None,
+                            help="Cut-off instant, ISO 8601 (naive = Asia/Shanghai); default now")
+        parser.add_argument("--months", default=None,
+                            help="YYYY-MM..YYYY-MM; default January of as_of's year to as_of's month")
+        parser.add_argument("--reference", default=None,
+                            help="Reference CSV directory; default <input>/reference")
+        parser.add_argument("--config", default=None,
+                            help="YAML overriding the shipped targets and parameters")
+        parser.add_argument("--quarantine", default=None,
+                            help="Where dead letters' raw bytes go; default <warehouse dir>/quarantine")
+
+
+def resolve_runner(options: PipelineOptions):
+    """The local default runner downloads nothing: Beam's DirectRunner may
+    switch to the Prism runner, a binary fetched from the internet, so a
+    missing or 'DirectRunner' runner means the in-process FnApiRunner
+    (which honours --direct_num_workers and --direct_running_mode)."""
+    name = options.view_as(StandardOptions).runner
+    if name in (None, "DirectRunner", "FnApiRunner"):
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return name

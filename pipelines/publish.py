@@ -1,0 +1,115 @@
+"""A run's rows -> the warehouse tables of WAREHOUSE.md, in one publish.
+
+Scopes of the keyless tables: a nightly run owns the quality_failures of
+the streams it validates (they are evaluated at as_of over all input), and
+the dead_letters whose source lies under its input root.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+
+import pyarrow as pa
+
+import expectations
+import schemas
+from transforms.compute import RunResult
+from transforms.context import RunContext
+from transforms.indicators.catalog import INDICATORS
+from warehouse import open_warehouse
+from warehouse.scope import Scope
+from warehouse.tables import arrow_schema
+
+VALIDATED_STREAMS = ("enrolment", "settlement", "filing")
+
+
+def warehouse_dir(uri: str) -> str:
+    """Directory next to a DuckDB warehouse file (for the local quarantine)."""
+    if uri.startswith("duckdb://"):
+        return os.path.dirname(os.path.abspath(uri.removeprefix("duckdb:///")
+                                               if not uri.startswith("duckdb:////")
+                                               else uri.removeprefix("duckdb://"))) or "."
+    return os.path.abspath("var")
+
+
+def begin(uri: str, run_id: str, pipeline: str, runner: str, ctx: RunContext, options: dict) -> None:
+    with open_warehouse(uri) as wh:
+        wh.ensure_schema([i.code for i in INDICATORS])
+        wh.begin_run(run_id, pipeline, runner, dt.datetime.now(dt.UTC), ctx.as_of, options)
+
+
+def end(uri: str, run_id: str, status: str, error: str | None = None) -> None:
+    with open_warehouse(uri) as wh:
+        if status == "failed":
+            wh.fail_run(run_id, error or "failed")
+        else:
+            wh.finish_run(run_id, status)
+
+
+def _table(name: str, rows: list[dict]) -> pa.Table:
+    schema = arrow_schema(name)
+    present = [f for f in schema if rows and f.name in rows[0]] if rows else [
+        f for f in schema if f.name not in ("run_id", "computed_at")]
+    return pa.Table.from_pylist(rows, schema=pa.schema(present))
+
+
+def dims(ctx: RunContext) -> dict[str, pa.Table]:
+    ref = ctx.ref
+    level = {"county": "county", "city": "pooling", "province": "province"}
+    regions = [{"region_code": r.code, "name": r.name, "level": level[r.level],
+                "parent_code": r.parent_code or None, "pooling_code": r.pooling_code or None}
+               for r in sorted(ref.regions.values(), key=lambda r: r.code)]
+    year = ctx.months[-1].year
+    indicators = [{"indicator_code": i.code, "name_zh": i.name_zh, "name_en": i.name_en,
+                   "plan_number": i.plan_number, "population": i.population,
+                   "numerator_def": i.numerator, "denominator_def": i.denominator,
+                   "region_column": i.region_column, "direction": i.direction,
+                   "default_target": ctx.config.target(i.code, year), "family": i.family}
+                  for i in INDICATORS]
+    rules = [{"rule_id": r.rule_id, "stream": r.stream, "severity": r.severity,
+              "description": r.description}
+             for s in schemas.STREAM_NAMES for r in expectations.rules(s)]
+    return {"dim_region": _table("dim_region", regions),
+            "dim_indicator": _table("dim_indicator", indicators),
+            "dim_quality_rule": _table("dim_quality_rule", rules)}
+
+
+def stream_counts(run_id: str, dead_letters: list[dict], stats: list[dict],
+                  failures: list[dict]) -> list[dict]:
+    """read = accepted + duplicates + dead-lettered, per stream."""
+    dead = Counter(d["stream"] for d in dead_letters)
+    fails = Counter(f["stream"] for f in failures)
+    by_stream = {s["stream"]: s for s in stats}
+    rows = []
+    for stream in schemas.STREAM_NAMES:
+        s = by_stream.get(stream, {"decoded": 0, "duplicates": 0, "conflicts": 0})
+        decode_dead = dead[stream] - s["conflicts"]
+        rows.append({"run_id": run_id, "stream": stream, "read": s["decoded"] + decode_dead,
+                     "accepted": s["decoded"] - s["duplicates"] - s["conflicts"],
+                     "duplicates": s["duplicates"], "dead_lettered": dead[stream],
+                     "late_dropped": 0, "quality_failures": fails[stream]})
+    return rows
+
+
+def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result: RunResult,
+                dead_letters: list[dict], stats: list[dict]) -> dict[str, int]:
+    now = dt.datetime.now(dt.UTC)
+    values = [dict(r, as_of=ctx.as_of, pipeline="nightly") for r in result.indicator_values]
+    dead = [dict(d, received_at=d.get("received_at") or now, run_id=run_id) for d in dead_letters]
+    failures = [dict(f, run_id=run_id) for f in result.quality_failures]
+    tables = {
+        "indicator_values": _table("indicator_values", values),
+        "quality_rule_results": _table("quality_rule_results", result.quality_rule_results),
+        "quality_failures": _table("quality_failures", failures),
+        "dead_letters": _table("dead_letters", dead),
+        "pipeline_run_streams": _table("pipeline_run_streams",
+                                       stream_counts(run_id, dead_letters, stats, failures)),
+        **dims(ctx),
+    }
+    scopes = {
+        "quality_failures": Scope(values={"stream": list(VALIDATED_STREAMS)}),
+        "dead_letters": Scope(ranges={"source": (input_root, input_root + "\U0010ffff")}),
+    }
+    with open_warehouse(uri) as wh:
+        return wh.publish(run_id, tables, scopes)

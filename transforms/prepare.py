@@ -1,0 +1,149 @@
+"""Prepared relations: latest versions at as_of, rule verdicts and the
+derived columns the indicators share (INDICATORS.md "Common rules").
+
+Input: ``{stream}_accepted`` tables on the connection (one copy per
+event_id, ``transforms.versions.resolve_deliveries``).  Output: the
+relations ``transforms.indicators.components`` documents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+
+import expectations
+from transforms.context import RunContext
+from transforms.indicators.components import INPATIENT_CATEGORIES, sql_list
+from transforms.timeutil import business_date_sql, deadline
+from transforms.versions import latest_sql
+
+
+def rule_ids(stream: str, severity: str | None = None) -> list[str]:
+    return [r.rule_id for r in expectations.rules(stream) if severity in (None, r.severity)]
+
+
+def _any(rules: list[str]) -> str:
+    return " OR ".join(f'"{r}"' for r in rules) or "FALSE"
+
+
+def local_codes(ctx: RunContext) -> dict[str, list[str]]:
+    ref = ctx.ref
+    return {
+        "counties": [r.code for r in ref.counties],
+        "cities": [r.code for r in ref.cities],
+        "province": [ref.province.code],
+    }
+
+
+def register_regions(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    codes = local_codes(ctx)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE local_counties AS SELECT unnest($1::VARCHAR[]) AS code",
+        [codes["counties"]],
+    )
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict, schema: pa.Schema) -> None:
+    """A small lookup table built in Python, handed to DuckDB as Arrow."""
+    con.register(f"{name}_arrow", pa.table(columns, schema=schema))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+    con.unregister(f"{name}_arrow")
+
+
+def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    codes = local_codes(ctx)
+    prefix = ctx.ref.province_prefix
+    local_inst = sql_list(codes["counties"] + codes["cities"])
+    local_insured = sql_list(codes["counties"] + codes["cities"] + codes["province"])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW settlement_latest AS "
+                f"{latest_sql('settlement', 'settlement_accepted', ctx.as_of)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE settlement_verdicts AS "
+                f"{expectations.verdict_sql('settlement', ctx.ref, 'settlement_latest')}")
+    setl_date = business_date_sql("setl_time")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE setl AS
+        SELECT *,
+          {setl_date} AS _setl_date,
+          date_trunc('month', {setl_date}) AS month,
+          left(med_type, 2) AS _category,
+          left(med_type, 2) IN ({sql_list(INPATIENT_CATEGORIES)}) AS _inpatient,
+          fix_blng_admdvs IN ({local_inst}) AS _local_inst,
+          insu_admdvs IN ({local_insured}) AS _local_insured,
+          left(fix_blng_admdvs, 2) <> '{prefix}' AS _inst_other_province,
+          left(insu_admdvs, 2) <> '{prefix}' AS _insured_other_province,
+          CASE WHEN left(insu_admdvs, 2) = '{prefix}' THEN insu_admdvs ELSE fix_blng_admdvs END
+            AS _i08_region,
+          NOT ({_any(rule_ids('settlement'))}) AS _pass_all,
+          NOT ({_any(rule_ids('settlement', 'blocking'))}) AS _pass_blocking
+        FROM settlement_verdicts""")
+    # A setl_id named by a reversal (latest version a reversal) is out, whatever
+    # the reversal's own verdicts and even if the original has a later normal version.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE setl_biz AS
+        SELECT * FROM setl
+        WHERE refd_setl_flag = '0' AND _pass_blocking
+          AND setl_id NOT IN (SELECT init_setl_id FROM settlement_latest
+                              WHERE refd_setl_flag = '1' AND init_setl_id IS NOT NULL)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE lists_first AS
+        SELECT setl_id, min(upload_time) AS first_upload FROM settlement_list_accepted
+        WHERE event_time <= TIMESTAMPTZ '{ctx.as_of.isoformat()}' GROUP BY setl_id""")
+
+
+def prepare_contributions(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    clct = business_date_sql("clct_time")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE contrib AS
+        SELECT *, {clct} AS _clct_date, {business_date_sql('upld_time')} AS _upld_date,
+               date_trunc('month', {clct}) AS month
+        FROM ({latest_sql('contribution', 'contribution_accepted', ctx.as_of)})""")
+
+
+def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: list[str]) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW filing_latest AS "
+                f"{latest_sql('filing', 'filing_accepted', ctx.as_of)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE filing_verdicts AS "
+                f"{expectations.verdict_sql('filing', ctx.ref, 'filing_latest')}")
+    # Online capability of a case's matter where the case is handled.
+    pairs = con.sql("SELECT DISTINCT insu_admdvs, matter_code FROM filing_verdicts").fetchall()
+    applicable = {}
+    for region, matter in pairs:
+        if region not in applicable:
+            applicable[region] = ctx.ref.applicable_matters(region or "")
+        row = applicable[region].get(matter)
+        applicable[(region, matter)] = bool(row and row["online_capable"])
+    _table(con, "case_matters", {"region": [r for r, _ in pairs], "matter": [m for _, m in pairs],
+                                 "online": [applicable[p] for p in pairs]},
+           pa.schema([("region", pa.string()), ("matter", pa.string()), ("online", pa.bool_())]))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cases AS
+        SELECT f.*, {business_date_sql('f.submitted_time')} AS _submitted_date,
+               {business_date_sql('f.completed_time')} AS _completed_date,
+               date_trunc('month', {business_date_sql('f.submitted_time')}) AS _submitted_month,
+               coalesce(m.online, FALSE) AS _online_capable,
+               NOT ({_any(rule_ids('filing', 'blocking'))}) AS _pass_blocking
+        FROM filing_verdicts f
+        LEFT JOIN case_matters m ON m.region IS NOT DISTINCT FROM f.insu_admdvs
+                                 AND m.matter IS NOT DISTINCT FROM f.matter_code""")
+    con.execute("CREATE OR REPLACE TEMP VIEW cases_biz AS SELECT * FROM cases WHERE _pass_blocking")
+    # Deadlines from the one working-day calendar (transforms.timeutil).
+    starts = [r[0] for r in con.sql(
+        "SELECT DISTINCT _submitted_date FROM cases_biz WHERE _submitted_date IS NOT NULL").fetchall()]
+    ns = sorted({int(r[0]) for expr in n_values for r in con.sql(
+        f"SELECT DISTINCT {expr.replace('c.', '')} FROM cases_biz WHERE {expr.replace('c.', '')} IS NOT NULL"
+    ).fetchall()})
+    rows = [(s, n, deadline(s, n)) for s in starts for n in ns]
+    _table(con, "deadlines", {"start": [r[0] for r in rows], "n": [r[1] for r in rows],
+                              "deadline": [r[2] for r in rows]},
+           pa.schema([("start", pa.date32()), ("n", pa.int32()), ("deadline", pa.date32())]))
+
+
+def enrolment_snapshot(con: duckdb.DuckDBPyConnection, ctx: RunContext, name: str,
+                       until: dt.date | None) -> None:
+    """Latest enrolment versions at a period end (stocks), with verdicts:
+    E09 is evaluated among the versions of this snapshot."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_latest AS "
+                f"{latest_sql('enrolment', 'enrolment_accepted', ctx.as_of, until)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                f"{expectations.verdict_sql('enrolment', ctx.ref, name + '_latest')}")

@@ -1,0 +1,288 @@
+"""The DuckDB warehouse: one file, every publish one transaction.
+
+A run is recorded in pipeline_runs before any output (``begin_run``,
+committed at once, so a crash still leaves a trace), its outputs are
+published together (``publish``: all tables or none), then the run is
+closed (``finish_run`` / ``fail_run``). Re-publishing the same content
+replaces it, so re-runs are idempotent (WAREHOUSE.md "Semantics").
+
+No connection may download an extension: json, icu and parquet are built
+into the duckdb wheel, and auto-install / auto-load are switched off.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse.scope import Scope
+from warehouse.tables import DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, table, views
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "var/warehouse.duckdb"
+NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection that never fetches extensions; instants shown in UTC."""
+    con = duckdb.connect(path, read_only=read_only, config=dict(NO_DOWNLOADS))
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _instant(value: dt.datetime | None, what: str) -> dt.datetime | None:
+    # A naive time would be read in the machine's zone: refuse it.
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware (a UTC instant), got {value!r}")
+    return value
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DuckDBWarehouse:
+    def __init__(self, path: str | Path = DEFAULT_PATH):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = connect(self.path)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({self.path!r})"
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- schema ----------------------------------------------------------
+
+    def ensure_schema(self, indicator_codes: Sequence[str] | None = None) -> None:
+        """Create missing tables, (re)create the views; safe to repeat.
+
+        The scorecard gets one column per code of ``indicator_codes``
+        (default: the codes in dim_indicator, so call again after the dims
+        are published). An existing table whose columns differ from
+        tables.py is an error, never silently altered.
+        """
+        with self._transaction():
+            for name in TABLES:
+                self.con.execute(duckdb_ddl(name))
+                for stmt in duckdb_comments(name):
+                    self.con.execute(stmt)
+            self._check_columns()
+            if indicator_codes is None:
+                indicator_codes = [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT indicator_code FROM dim_indicator ORDER BY indicator_code"
+                    ).fetchall()
+                ]
+            for name, sql in views(lambda t: t, indicator_codes).items():
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS\n{sql}")
+
+    def _check_columns(self) -> None:
+        rows = self.con.execute(
+            "SELECT table_name, column_name, data_type, is_nullable = 'YES'"
+            " FROM information_schema.columns WHERE table_schema = 'main'"
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        for name, t in TABLES.items():
+            have = [r[1:] for r in rows if r[0] == name]
+            want = [(c.name, DUCKDB_TYPES[c.type], c.nullable) for c in t.columns]
+            if have != want:
+                raise RuntimeError(
+                    f"{self.path}: table {name} differs from warehouse/tables.py;"
+                    f" have {have}, want {want} (migrate or use a new file)"
+                )
+
+    # --- runs --------------------------------------------------------------
+
+    def begin_run(
+        self,
+        run_id: str,
+        pipeline: str,
+        runner: str,
+        started_at: dt.datetime,
+        as_of: dt.datetime | None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the run as running; committed at once."""
+        _instant(started_at, "started_at")
+        _instant(as_of, "as_of")
+        with self._transaction():
+            if self.con.execute(
+                "SELECT 1 FROM pipeline_runs WHERE run_id = ?", [run_id]
+            ).fetchone():
+                raise ValueError(f"run {run_id} already exists")
+            self.con.execute(
+                "INSERT INTO pipeline_runs (run_id, pipeline, runner, started_at, status,"
+                " as_of, options) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                [
+                    run_id,
+                    pipeline,
+                    runner,
+                    started_at,
+                    as_of,
+                    None if options is None else json.dumps(options, default=str, sort_keys=True),
+                ],
+            )
+
+    def finish_run(
+        self, run_id: str, status: str = "succeeded", finished_at: dt.datetime | None = None
+    ) -> None:
+        if status not in ("succeeded", "failed"):
+            raise ValueError(f"finish status must be succeeded or failed, not {status!r}")
+        self._close_run(run_id, status, _instant(finished_at, "finished_at") or _now(), None)
+
+    def fail_run(
+        self, run_id: str, error: BaseException | str, finished_at: dt.datetime | None = None
+    ) -> None:
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        self._close_run(run_id, "failed", _instant(finished_at, "finished_at") or _now(), error)
+
+    def _close_run(self, run_id, status, finished_at, error) -> None:
+        with self._transaction():
+            done = self.con.execute(
+                "UPDATE pipeline_runs SET status = ?, finished_at = ?, error = ?"
+                " WHERE run_id = ? RETURNING run_id",
+                [status, finished_at, error, run_id],
+            ).fetchall()
+            if not done:
+                raise KeyError(f"no pipeline_runs row for run {run_id}")
+
+    # --- publish -----------------------------------------------------------
+
+    def publish(
+        self,
+        run_id: str,
+        tables: Mapping[str, pa.Table],
+        scopes: Mapping[str, Scope] | None = None,
+    ) -> dict[str, int]:
+        """Write a run's outputs in one transaction; returns rows written per table.
+
+        key tables: rows whose key is in the new data are replaced (a key
+        twice in the new data is an error). Scoped tables (quality_failures,
+        dead_letters): every row in ``scopes[name]`` is deleted, then the new
+        rows inserted; a scope without a table just deletes (a clean re-run),
+        and a new row outside its scope is an error (a later re-run would not
+        replace it). Dimensions: replaced wholesale. Missing run_id and
+        computed_at columns are filled with the run and the publish time;
+        other missing columns are NULL. Any error rolls everything back.
+        """
+        scopes = dict(scopes or {})
+        for name in [*tables, *scopes]:
+            table(name)  # unknown names fail before anything is written
+        for name in tables:
+            if TABLES[name].write == "scope" and name not in scopes:
+                raise ValueError(f"{name} needs a Scope: which earlier rows does it replace?")
+        for name in scopes:
+            if TABLES[name].write != "scope":
+                raise ValueError(f"{name} is replaced by key, not by scope")
+        computed_at = _now()
+        written = {}
+        with self._transaction():
+            for name in TABLES:  # fixed order: deterministic, easy to reason about
+                if name in tables or name in scopes:
+                    written[name] = self._write_table(
+                        name, tables.get(name), scopes.get(name), run_id, computed_at
+                    )
+        log.info("published run %s to %s: %s", run_id, self.path, written)
+        return written
+
+    def _write_table(
+        self,
+        name: str,
+        data: pa.Table | None,
+        scope: Scope | None,
+        run_id: str,
+        computed_at: dt.datetime,
+    ) -> int:
+        t, con = TABLES[name], self.con
+        stage = f"_stage_{name}"
+        # Staging copy with the target's column types: keys compare exactly.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {name} LIMIT 0")
+        if data is not None:
+            self._stage(t, stage, data, run_id, computed_at)
+        if t.write == "key":
+            keys = ", ".join(t.key)
+            dup = con.execute(
+                f"SELECT {keys} FROM {stage} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+            ).fetchone()
+            if dup:
+                raise ValueError(f"{name}: key {dict(zip(t.key, dup))} appears twice in new rows")
+            on = " AND ".join(f"{name}.{k} = s.{k}" for k in t.key)
+            con.execute(f"DELETE FROM {name} USING {stage} AS s WHERE {on}")
+        elif t.write == "scope":
+            params: list[Any] = []
+            pred = scope.predicate(t, lambda _col, v: params.append(v) or "?")
+            outside = con.execute(
+                f"SELECT count(*) FROM {stage} WHERE ({pred}) IS NOT TRUE", params
+            ).fetchone()[0]
+            if outside:
+                raise ValueError(f"{name}: {outside} new rows lie outside their scope {scope}")
+            con.execute(f"DELETE FROM {name} WHERE {pred}", params)
+        else:
+            con.execute(f"DELETE FROM {name}")
+        count = con.execute(f"INSERT INTO {name} SELECT * FROM {stage}").fetchone()[0]
+        con.execute(f"DROP TABLE {stage}")
+        return count
+
+    def _stage(self, t, stage: str, data: pa.Table, run_id: str, computed_at) -> None:
+        extra = set(data.column_names) - set(t.column_names)
+        if extra:
+            raise ValueError(f"{t.name}: columns not in the table: {sorted(extra)}")
+        cols, exprs, params = [], [], []
+        for c in t.column_names:
+            if c in data.column_names:
+                cols.append(c)
+                exprs.append(f'"{c}"')
+            elif c in ("run_id", "computed_at"):
+                cols.append(c)
+                exprs.append("?")
+                params.append(run_id if c == "run_id" else computed_at)
+        self.con.register("_incoming", data)
+        try:
+            self.con.execute(
+                f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM _incoming",
+                params,
+            )
+        finally:
+            self.con.unregister("_incoming")
+        if "run_id" in data.column_names:
+            other = self.con.execute(
+                f"SELECT count(*) FROM {stage} WHERE run_id IS DISTINCT FROM ?", [run_id]
+            ).fetchone()[0]
+            if other:
+                raise ValueError(f"{t.name}: {other} new rows carry a run_id other than {run_id}")
+
+    def _transaction(self):
+        return _transaction(self.con)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection):
+    """BEGIN … COMMIT, or ROLLBACK on any exception (which propagates)."""
+    con.begin()
+    try:
+        yield
+        con.commit()
+    except BaseException:
+        # A failed COMMIT has already ended the transaction.
+        with suppress(duckdb.TransactionException):
+            con.rollback()
+        raise

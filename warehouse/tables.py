@@ -1,0 +1,455 @@
+"""The warehouse tables, defined once (WAREHOUSE.md).
+
+Every table is a list of columns with a logical type; DuckDB DDL, BigQuery
+DDL, BigQuery ``SchemaField`` lists and Arrow schemas are all generated from
+``TABLES`` so the engines cannot drift apart (tests/test_warehouse.py checks
+them column by column).
+
+Logical type -> DuckDB / BigQuery / Arrow:
+
+============== ================= =================== =======================
+logical        DuckDB            BigQuery            Arrow
+============== ================= =================== =======================
+STRING         VARCHAR           STRING              string
+DATE           DATE              DATE                date32
+TIMESTAMP      TIMESTAMPTZ       TIMESTAMP           timestamp[us, UTC]
+DECIMAL(38,6)  DECIMAL(38,6)     BIGNUMERIC(38, 6)   decimal128(38, 6)
+FLOAT64        DOUBLE            FLOAT64             float64
+INT64          BIGINT            INT64               int64
+BOOL           BOOLEAN           BOOL                bool
+JSON           JSON              JSON                string (JSON text)
+============== ================= =================== =======================
+
+TIMESTAMP is an instant (BigQuery TIMESTAMP is UTC), hence TIMESTAMPTZ in
+DuckDB. DECIMAL(38,6) is BIGNUMERIC because 32 integer digits exceed
+NUMERIC's 29; the parameters keep both engines rounding to 6 places.
+
+``write`` says how a publish replaces rows (warehouse/duckdb_store.py):
+``key`` = delete the rows whose key is in the new data, then insert;
+``scope`` = delete the rows inside a caller-given scope, then insert;
+``all`` = replace the whole table (dimensions).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+DECIMAL = "DECIMAL(38,6)"
+LOGICAL_TYPES = ("STRING", "DATE", "TIMESTAMP", DECIMAL, "FLOAT64", "INT64", "BOOL", "JSON")
+
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP WITH TIME ZONE",  # = TIMESTAMPTZ, as information_schema spells it
+    DECIMAL: "DECIMAL(38,6)",
+    "FLOAT64": "DOUBLE",
+    "INT64": "BIGINT",
+    "BOOL": "BOOLEAN",
+    "JSON": "JSON",
+}
+# (SchemaField field_type, precision, scale); DDL text is derived from it.
+BIGQUERY_TYPES = {
+    "STRING": ("STRING", None, None),
+    "DATE": ("DATE", None, None),
+    "TIMESTAMP": ("TIMESTAMP", None, None),
+    DECIMAL: ("BIGNUMERIC", 38, 6),
+    "FLOAT64": ("FLOAT64", None, None),
+    "INT64": ("INT64", None, None),
+    "BOOL": ("BOOL", None, None),
+    "JSON": ("JSON", None, None),
+}
+ARROW_TYPES = {
+    "STRING": pa.string(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    DECIMAL: pa.decimal128(38, 6),
+    "FLOAT64": pa.float64(),
+    "INT64": pa.int64(),
+    "BOOL": pa.bool_(),
+    # JSON travels as its text: both engines parse it on the way in.
+    "JSON": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    description: str = ""
+
+    def __post_init__(self):
+        if self.type not in LOGICAL_TYPES:
+            raise ValueError(f"{self.name}: unknown logical type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    write: str = "key"  # key | scope | all (module docstring)
+    partition_month: str | None = None  # BigQuery: PARTITION BY DATE_TRUNC(col, MONTH)
+    cluster_by: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        used = {*self.key, *self.cluster_by, *([self.partition_month] if self.partition_month else [])}
+        unknown = used - set(self.column_names)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown columns {sorted(unknown)}")
+        if self.write not in ("key", "scope", "all"):
+            raise ValueError(f"{self.name}: write must be key, scope or all")
+        if self.write == "key" and not self.key:
+            raise ValueError(f"{self.name}: write='key' needs a key")
+        if any(self.column(k).nullable for k in self.key):
+            raise ValueError(f"{self.name}: key columns must be NOT NULL")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def C(name: str, type_: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, type_, nullable, description)
+
+
+def NN(name: str, type_: str, description: str) -> Column:
+    return Column(name, type_, False, description)
+
+
+_RUN_ID = NN("run_id", "STRING", "pipeline_runs.run_id (UUID) of the run that wrote the row")
+_COMPUTED_AT = NN("computed_at", "TIMESTAMP", "when the run published the row")
+_PERIOD = (
+    NN("period_type", "STRING", "DAY | MONTH | YTD"),
+    NN("period_start", "DATE", "first business date (Asia/Shanghai) of the period"),
+    NN("period_end", "DATE", "last business date of the period, inclusive"),
+)
+_PERIOD_KEY = ("period_type", "period_start", "period_end")
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "indicator_values",
+            "One indicator value per indicator, region, period and pipeline (INDICATORS.md).",
+            (
+                NN("indicator_code", "STRING", "dim_indicator.indicator_code, e.g. I08"),
+                NN("region_code", "STRING", "dim_region.region_code"),
+                NN("region_level", "STRING", "county | pooling | province"),
+                *_PERIOD,
+                C("numerator", DECIMAL, "additive numerator component (exact)"),
+                C("denominator", DECIMAL, "additive denominator component (exact)"),
+                C("value", "FLOAT64", "numerator / denominator; null when the denominator is 0"),
+                C("target", "FLOAT64", "target on the scale of value (50% = 0.50)"),
+                C("direction", "STRING", ">= or <="),
+                C("meets_target", "BOOL", "value compared with target; null when value is null"),
+                C("components", "JSON", "extra components, e.g. C01 cur_sum/cur_cnt/prev_sum/prev_cnt"),
+                NN("as_of", "TIMESTAMP", "the run's cut-off instant"),
+                NN("pipeline", "STRING", "nightly | stream"),
+                _RUN_ID,
+                _COMPUTED_AT,
+            ),
+            key=("indicator_code", "region_code", *_PERIOD_KEY, "pipeline"),
+            partition_month="period_start",
+            cluster_by=("indicator_code", "region_code"),
+        ),
+        Table(
+            "quality_rule_results",
+            "Per rule, region and period: records checked and failed (QUALITY_RULES.md Results).",
+            (
+                NN("rule_id", "STRING", "dim_quality_rule.rule_id, e.g. E01"),
+                NN("stream", "STRING", "stream the rule checks"),
+                NN("region_code", "STRING", "dim_region.region_code"),
+                NN("region_level", "STRING", "county | pooling | province"),
+                *_PERIOD,
+                NN("checked", "INT64", "records of the rule's population"),
+                NN("failed", "INT64", "records failing the rule"),
+                C("pass_rate", "FLOAT64", "1 - failed / checked; null when checked is 0"),
+                _RUN_ID,
+                _COMPUTED_AT,
+            ),
+            key=("rule_id", "stream", "region_code", *_PERIOD_KEY),
+        ),
+        Table(
+            "quality_failures",
+            "One row per record and failed rule; personal fields masked, psn_no pseudonymised.",
+            (
+                NN("stream", "STRING", "stream of the record"),
+                NN("record_key", "STRING", "business key of the record (psn_no pseudonymised)"),
+                NN("rule_id", "STRING", "the failed rule"),
+                C("region_code", "STRING", "region the record is attributed to"),
+                C("business_date", "DATE", "Asia/Shanghai business date of the record"),
+                C("details", "JSON", "offending values, personal fields masked"),
+                _RUN_ID,
+            ),
+            write="scope",
+        ),
+        Table(
+            "dead_letters",
+            "Records that could not be decoded or resolved; raw bytes stay in quarantine.",
+            (
+                NN("stream", "STRING", "stream the bytes were read for"),
+                NN("source", "STRING", "file path / URI as listed, or Pub/Sub message id"),
+                NN("error", "STRING", "why the record was dead-lettered"),
+                C("size", "INT64", "size of the raw bytes"),
+                C("sha256", "STRING", "hex SHA-256 of the raw bytes"),
+                C("quarantine_path", "STRING", "where the raw bytes are kept"),
+                C("received_at", "TIMESTAMP", "when the bytes were received"),
+                _RUN_ID,
+            ),
+            write="scope",
+        ),
+        Table(
+            "pipeline_runs",
+            "One row per pipeline run; a streaming job has one row, status running.",
+            (
+                NN("run_id", "STRING", "UUID of the run"),
+                NN("pipeline", "STRING", "nightly | stream"),
+                NN("runner", "STRING", "Beam runner"),
+                NN("started_at", "TIMESTAMP", "start of the run"),
+                C("finished_at", "TIMESTAMP", "end of the run; null while running"),
+                NN("status", "STRING", "running | succeeded | failed"),
+                C("as_of", "TIMESTAMP", "the run's cut-off instant"),
+                C("options", "JSON", "the run's options"),
+                C("error", "STRING", "why the run failed (not in WAREHOUSE.md's list: added)"),
+            ),
+            key=("run_id",),
+        ),
+        Table(
+            "pipeline_run_streams",
+            "Per run and stream counters; a streaming job updates its rows as panes fire.",
+            (
+                NN("run_id", "STRING", "pipeline_runs.run_id"),
+                NN("stream", "STRING", "stream name"),
+                NN("read", "INT64", "records read"),
+                NN("accepted", "INT64", "records decoded and accepted"),
+                NN("duplicates", "INT64", "duplicate event_ids dropped"),
+                NN("dead_lettered", "INT64", "records sent to dead_letters"),
+                NN("late_dropped", "INT64", "records dropped as too late (0 in batch)"),
+                NN("quality_failures", "INT64", "rows written to quality_failures"),
+            ),
+            key=("run_id", "stream"),
+        ),
+        Table(
+            "dq_alerts",
+            "Data-quality alerts raised (debounced ones kept with suppressed = true).",
+            (
+                NN("alert_id", "STRING", "stable id of the alert"),
+                NN("raised_at", "TIMESTAMP", "when the alert was raised"),
+                NN("kind", "STRING", "threshold, anomaly, silence, ..."),
+                NN("subject", "STRING", "indicator code, rule_id or stream concerned"),
+                C("region_code", "STRING", "region concerned"),
+                C("period", "STRING", "period concerned"),
+                C("observed", "FLOAT64", "observed value"),
+                C("threshold", "FLOAT64", "threshold crossed"),
+                NN("message", "STRING", "human-readable message"),
+                C("channels", "JSON", "array of the channels notified"),
+                NN("suppressed", "BOOL", "true when debounced (not sent)"),
+            ),
+            key=("alert_id",),
+        ),
+        Table(
+            "dim_indicator",
+            "The indicator catalogue (INDICATORS.md).",
+            (
+                NN("indicator_code", "STRING", "I04..I26, R01..R05, S01..S05, C01"),
+                NN("name_zh", "STRING", "Chinese name"),
+                NN("name_en", "STRING", "English name"),
+                C("plan_number", "INT64", "number in the evaluation plan; null outside the plan"),
+                C("population", "STRING", "population counted"),
+                C("numerator_def", "STRING", "numerator definition"),
+                C("denominator_def", "STRING", "denominator definition"),
+                C("region_column", "STRING", "column attributing a record to a region"),
+                NN("direction", "STRING", ">= or <="),
+                C("default_target", "FLOAT64", "default target on the scale of value"),
+                C("family", "STRING", "indicator family (plan, treatment, service, cost)"),
+            ),
+            key=("indicator_code",),
+            write="all",
+        ),
+        Table(
+            "dim_region",
+            "Regions: counties, pooling regions (统筹地区) and provinces.",
+            (
+                NN("region_code", "STRING", "administrative division code"),
+                NN("name", "STRING", "region name"),
+                NN("level", "STRING", "county | pooling | province"),
+                C("parent_code", "STRING", "parent region"),
+                C("pooling_code", "STRING", "pooling region of a county"),
+            ),
+            key=("region_code",),
+            write="all",
+        ),
+        Table(
+            "dim_quality_rule",
+            "The data-quality rules (from the expectation suites).",
+            (
+                NN("rule_id", "STRING", "E01..E09, T01..T09, F01..F04"),
+                NN("stream", "STRING", "stream the rule checks"),
+                NN("severity", "STRING", "blocking | quality"),
+                C("description", "STRING", "what the rule checks"),
+            ),
+            key=("rule_id",),
+            write="all",
+        ),
+    )
+}
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ValueError(f"unknown warehouse table {name!r}") from None
+
+
+# --- DuckDB --------------------------------------------------------------
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_ddl(name: str) -> str:
+    t = table(name)
+    cols = ",\n".join(
+        f"  {c.name} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in t.columns
+    )
+    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n{cols}\n)"
+
+
+def duckdb_comments(name: str) -> list[str]:
+    """COMMENT ON statements, so descriptions show in duckdb_columns()."""
+    t = table(name)
+    return [f"COMMENT ON TABLE {t.name} IS {_sql_string(t.description)}"] + [
+        f"COMMENT ON COLUMN {t.name}.{c.name} IS {_sql_string(c.description)}" for c in t.columns
+    ]
+
+
+# --- BigQuery ------------------------------------------------------------
+
+
+def bigquery_schema(name: str) -> list:
+    """google.cloud.bigquery.SchemaField list (imported here: DuckDB users skip it)."""
+    from google.cloud import bigquery
+
+    fields = []
+    for c in table(name).columns:
+        type_, precision, scale = BIGQUERY_TYPES[c.type]
+        fields.append(
+            bigquery.SchemaField(
+                c.name,
+                type_,
+                mode="NULLABLE" if c.nullable else "REQUIRED",
+                description=c.description,
+                precision=precision,
+                scale=scale,
+            )
+        )
+    return fields
+
+
+def _bq_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def bigquery_type_sql(field) -> str:
+    if field.precision is not None:
+        return f"{field.field_type}({field.precision}, {field.scale})"
+    return field.field_type
+
+
+def bigquery_ddl(name: str, dataset: str) -> str:
+    """CREATE TABLE text; ``dataset`` is ``project.dataset`` or ``dataset``."""
+    t = table(name)
+    cols = ",\n".join(
+        f"  {f.name} {bigquery_type_sql(f)}{' NOT NULL' if f.mode == 'REQUIRED' else ''}"
+        f" OPTIONS(description={_bq_string(f.description)})"
+        for f in bigquery_schema(name)
+    )
+    sql = f"CREATE TABLE IF NOT EXISTS `{dataset}.{t.name}` (\n{cols}\n)"
+    if t.partition_month:
+        sql += f"\nPARTITION BY DATE_TRUNC({t.partition_month}, MONTH)"
+    if t.cluster_by:
+        sql += f"\nCLUSTER BY {', '.join(t.cluster_by)}"
+    return sql + f"\nOPTIONS(description={_bq_string(t.description)})"
+
+
+# --- Arrow ---------------------------------------------------------------
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in table(name).columns]
+    )
+
+
+# --- Views ---------------------------------------------------------------
+# One SQL text for both engines: only table references differ (``ref``
+# maps a table name to ``name`` in DuckDB, `project.dataset.name` in
+# BigQuery). Everything else is the common subset (CASE, STRING_AGG with
+# ORDER BY, LEFT JOIN).
+
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def view_indicator_latest(ref: Callable[[str], str]) -> str:
+    """indicator_values with indicator and region names.
+
+    indicator_values holds one row per key, always the one the latest
+    publish wrote (publish replaces by key), so the "latest" value is simply
+    the row there; nightly and stream rows of one period stay side by side,
+    told apart by ``pipeline``.
+    """
+    cols = ", ".join(f"v.{c}" for c in table("indicator_values").column_names)
+    return (
+        f"SELECT {cols},\n"
+        "  i.name_zh AS indicator_name_zh, i.name_en AS indicator_name_en,\n"
+        "  i.plan_number, i.family, r.name AS region_name, r.parent_code, r.pooling_code\n"
+        f"FROM {ref('indicator_values')} AS v\n"
+        f"LEFT JOIN {ref('dim_indicator')} AS i ON i.indicator_code = v.indicator_code\n"
+        f"LEFT JOIN {ref('dim_region')} AS r ON r.region_code = v.region_code"
+    )
+
+
+def view_region_scorecard(ref: Callable[[str], str], indicator_codes: Sequence[str]) -> str:
+    """One row per region, period and pipeline; one value column per code.
+
+    ``missed`` counts values with meets_target false, ``missed_indicators``
+    lists their codes (comma-separated, sorted; null when none missed);
+    ``evaluated`` counts values with a verdict (meets_target not null).
+    """
+    bad = [c for c in indicator_codes if not _CODE.match(c)]
+    if bad:
+        raise ValueError(f"indicator codes must be plain identifiers: {bad}")
+    pivot = "".join(
+        f"  MAX(CASE WHEN v.indicator_code = '{c}' THEN v.value END) AS {c},\n"
+        for c in indicator_codes
+    )
+    return (
+        "SELECT v.region_code, MAX(r.name) AS region_name, v.region_level,\n"
+        "  v.period_type, v.period_start, v.period_end, v.pipeline,\n"
+        f"{pivot}"
+        "  SUM(CASE WHEN v.meets_target IS NOT NULL THEN 1 ELSE 0 END) AS evaluated,\n"
+        "  SUM(CASE WHEN v.meets_target = FALSE THEN 1 ELSE 0 END) AS missed,\n"
+        "  STRING_AGG(CASE WHEN v.meets_target = FALSE THEN v.indicator_code END, ','"
+        " ORDER BY v.indicator_code) AS missed_indicators\n"
+        f"FROM {ref('indicator_values')} AS v\n"
+        f"LEFT JOIN {ref('dim_region')} AS r ON r.region_code = v.region_code\n"
+        "GROUP BY v.region_code, v.region_level, v.period_type, v.period_start,"
+        " v.period_end, v.pipeline"
+    )
+
+
+def views(ref: Callable[[str], str], indicator_codes: Sequence[str]) -> dict[str, str]:
+    return {
+        "v_indicator_latest": view_indicator_latest(ref),
+        "v_region_scorecard": view_region_scorecard(ref, indicator_codes),
+    }
