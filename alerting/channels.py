@@ -114,7 +114,7 @@ def email_message(spec: Mapping, alert: Alert) -> EmailMessage:
     msg["From"] = spec.get("from") or "yibao-alerts@localhost"
     to = spec.get("to")
     msg["To"] = ", ".join([to] if isinstance(to, str) else to)
-    msg["Date"] = formatdate(localtime=False)
+    msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain="yibao.alerts")
     text = f"{alert.text_zh}\n\n{alert.text_en}\n\n下钻查询 Drill-down SQL:\n{alert.sql}\n"
     msg.set_content(text, charset="utf-8", cte="base64")

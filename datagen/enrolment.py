@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 
 from datagen import timebase as tb
+from datagen.identity import chinese_name
 from datagen.context import Context, new_uuid
 from datagen.people import Person
 
@@ -161,3 +162,52 @@ def generate(ctx: Context, residents: list[Person]) -> list[dict]:
             seg_end = day
         p.coverage.append((crt, seg_end, main, admdvs))
     return out
+
+
+CORRECTION_KINDS = (("fix_defect", 50), ("region", 25), ("name_change", 15), ("tie", 10))
+
+
+def add_corrections(ctx: Context, records: list[dict]) -> list[dict]:
+    """Newer versions of single-version keys: a fixed data-entry defect (the
+    old version gets one in defects.py), a corrected region, a changed name,
+    or a same-instant correction decided by the greater event_id.  Scales
+    with --defect-rate."""
+    rng = random.Random(ctx.seed * 1_000 + 20)  # independent of generate()'s draws
+    versions: dict = {}
+    for rec in records:
+        key = (rec["psn_no"], rec["insutype"])
+        versions[key] = versions.get(key, 0) + 1
+    single = [r for r in records if versions[(r["psn_no"], r["insutype"])] == 1]
+    kinds, weights = zip(*CORRECTION_KINDS)
+    entries, taken = [], set()
+    want = ctx.scaled(0.003 * len(versions))
+    tries = 0
+    while len(entries) < want and single and tries < 50 * want:
+        tries += 1
+        old = single[rng.randrange(len(single))]
+        key = (old["psn_no"], old["insutype"])
+        if key in taken or old["event_time"] + 31 * tb.DAY_MS > ctx.as_of:
+            continue
+        taken.add(key)
+        kind = rng.choices(kinds, weights=weights)[0]
+        if kind == "region" and old["insu_admdvs"] not in ctx.counties:
+            kind = "fix_defect"
+        new = dict(old, event_id=new_uuid(rng),
+                   event_time=old["event_time"] + rng.randrange(tb.HOUR_MS, 30 * tb.DAY_MS))
+        entry = {"key": list(key), "kind": kind}
+        if kind == "fix_defect":
+            old["_fix_defect"] = True
+            new["_nodefect"] = True
+        elif kind == "region":
+            new["insu_admdvs"] = rng.choice([c for c in ctx.counties if c != old["insu_admdvs"]])
+            entry["from"], entry["to"] = old["insu_admdvs"], new["insu_admdvs"]
+        else:
+            while new["psn_name"] == old["psn_name"]:
+                new["psn_name"] = chinese_name(rng)
+            if kind == "tie":
+                new["event_time"] = old["event_time"]
+                if new["event_id"] < old["event_id"]:
+                    new["event_id"], old["event_id"] = old["event_id"], new["event_id"]
+        records.append(new)
+        entries.append(entry)
+    return entries

@@ -11,6 +11,9 @@ compiled SQL never silently drifts from the suite; tests/test_quality_parity.py
 proves rule by rule that it flags exactly the rows GE flags.
 
 ``verdict_sql`` returns the relation's columns plus one BOOLEAN per rule.
+Translators get a ``Context``: sub-expressions several rules share (the
+resident ID's birth date, for E01/E03/E04) become columns computed once per
+row, and cross-record rules (E09) query the whole evaluated set, by name.
 """
 from __future__ import annotations
 
@@ -80,18 +83,31 @@ def _regex_search(expr: str, pattern: str) -> str:
     return f"regexp_matches({expr}, {_lit(_re2(pattern))})"
 
 
+class Context:
+    """What translators share within one verdict query."""
+
+    def __init__(self, relation: str):
+        self.relation = relation  # the evaluated set (contract + derived columns)
+        self.shared: dict[str, str] = {}  # SQL -> column name
+
+    def share(self, sql: str) -> str:
+        """A column holding ``sql``, computed once per row before the rules; it
+        may use the shared columns created before it."""
+        return _col(self.shared.setdefault(sql, f"_shared{len(self.shared)}"))
+
+
 # -- built-in expectations ------------------------------------------------------
 
 
-def _not_null(column):
+def _not_null(ctx, column):
     return f"{_col(column)} IS NULL"
 
 
-def _in_set(column, value_set):
+def _in_set(ctx, column, value_set):
     return f"{_col(column)} IS NOT NULL AND NOT ({_in(_col(column), value_set)})"
 
 
-def _match_regex(column, regex):
+def _match_regex(ctx, column, regex):
     return f"{_col(column)} IS NOT NULL AND NOT {_regex_search(_col(column), regex)}"
 
 
@@ -101,16 +117,16 @@ def _between(expr: str, min_value, max_value) -> str:
     return " AND ".join(parts) or "TRUE"
 
 
-def _lengths_between(column, min_value=None, max_value=None):
+def _lengths_between(ctx, column, min_value=None, max_value=None):
     # length() counts code points, as Python's len does
     return f"{_col(column)} IS NOT NULL AND NOT ({_between(f'length({_col(column)})', min_value, max_value)})"
 
 
-def _values_between(column, min_value=None, max_value=None):
+def _values_between(ctx, column, min_value=None, max_value=None):
     return f"{_col(column)} IS NOT NULL AND NOT ({_between(_col(column), min_value, max_value)})"
 
 
-def _a_greater_than_b(column_A, column_B, ignore_row_if, or_equal=False):
+def _a_greater_than_b(ctx, column_A, column_B, ignore_row_if, or_equal=False):
     if ignore_row_if != "either_value_is_missing":
         raise ValueError("expect_column_pair_values_a_to_be_greater_than_b is compiled only with "
                          "ignore_row_if='either_value_is_missing'")
@@ -121,44 +137,45 @@ def _a_greater_than_b(column_A, column_B, ignore_row_if, or_equal=False):
 # -- custom expectations (expectations/custom) -----------------------------------
 
 
-def _resident_id_birth_date(certno: str, as_of: str, province_prefixes, earliest: str) -> str:
+def _resident_id_birth_date(ctx, certno: str, as_of: str, province_prefixes, earliest: str) -> str:
     """The birth date of a valid resident ID, else NULL (expectations.resident_id)."""
-    weights = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2
-    total = " + ".join(f"{w} * try_cast(substr({certno}, {i + 1}, 1) AS INTEGER)" for i, w in enumerate(weights))
-    born = (f"try_cast(substr({certno}, 7, 4) || '-' || substr({certno}, 11, 2) || '-' || "
-            f"substr({certno}, 13, 2) AS DATE)")
-    return (f"(CASE WHEN regexp_full_match({certno}, '[0-9]{{17}}[0-9X]') "
-            f"AND {_in(f'left({certno}, 2)', province_prefixes)} "
-            f"AND substr('10X98765432', ({total}) % 11 + 1, 1) = substr({certno}, 18, 1) "
-            f"AND {born} BETWEEN DATE {_lit(earliest)} AND {as_of} THEN {born} END)")
+    # ISO 7064 MOD 11-2 over the 17 digits, taken arithmetically from one BIGINT (faster than 17 substr)
+    number = ctx.share(f"try_cast(left({certno}, 17) AS BIGINT)")
+    total = " + ".join(f"{pow(2, 17 - i, 11)} * ({number} // {10 ** (16 - i)} % 10)" for i in range(17))
+    real_date = ctx.share(
+        f"CASE WHEN regexp_full_match({certno}, '[0-9]{{17}}[0-9X]') "
+        f"AND {_in(f'left({certno}, 2)', province_prefixes)} "
+        f"AND substr('10X98765432', ({total}) % 11 + 1, 1) = right({certno}, 1) "
+        f"THEN CAST(try_strptime(substr({certno}, 7, 8), '%Y%m%d') AS DATE) END")
+    return ctx.share(f"CASE WHEN {real_date} BETWEEN DATE {_lit(earliest)} AND {as_of} THEN {real_date} END")
 
 
-def _id_columns(column_list, cert_type, province_prefixes, earliest_birth_date):
+def _id_columns(ctx, column_list, cert_type, province_prefixes, earliest_birth_date):
     cert_type_col, certno, as_of = map(_col, column_list[:3])
-    born = _resident_id_birth_date(certno, as_of, province_prefixes, earliest_birth_date)
+    born = _resident_id_birth_date(ctx, certno, as_of, province_prefixes, earliest_birth_date)
     return f"{cert_type_col} = {_lit(cert_type)}", certno, born
 
 
-def _resident_id(column_list, cert_type, province_prefixes, earliest_birth_date):
-    is_type, _, born = _id_columns(column_list, cert_type, province_prefixes, earliest_birth_date)
+def _resident_id(ctx, column_list, cert_type, province_prefixes, earliest_birth_date):
+    is_type, _, born = _id_columns(ctx, column_list, cert_type, province_prefixes, earliest_birth_date)
     return f"coalesce({is_type}, FALSE) AND {born} IS NULL"
 
 
-def _gender_matches_id(column_list, cert_type, province_prefixes, earliest_birth_date):
-    is_type, certno, born = _id_columns(column_list, cert_type, province_prefixes, earliest_birth_date)
+def _gender_matches_id(ctx, column_list, cert_type, province_prefixes, earliest_birth_date):
+    is_type, certno, born = _id_columns(ctx, column_list, cert_type, province_prefixes, earliest_birth_date)
     gend = _col(column_list[3])
     expected = f"CASE WHEN try_cast(substr({certno}, 17, 1) AS INTEGER) % 2 = 1 THEN '1' ELSE '2' END"
     return (f"coalesce({is_type}, FALSE) AND {born} IS NOT NULL "
             f"AND {_fails_unless(f'{gend} = {expected}')}")
 
 
-def _birth_date_matches_id(column_list, cert_type, province_prefixes, earliest_birth_date):
-    is_type, _, born = _id_columns(column_list, cert_type, province_prefixes, earliest_birth_date)
+def _birth_date_matches_id(ctx, column_list, cert_type, province_prefixes, earliest_birth_date):
+    is_type, _, born = _id_columns(ctx, column_list, cert_type, province_prefixes, earliest_birth_date)
     brdy = _col(column_list[3])
     return f"coalesce({is_type}, FALSE) AND {born} IS NOT NULL AND {_fails_unless(f'{brdy} = {born}')}"
 
 
-def _person_name(column, min_length, max_length):
+def _person_name(ctx, column, min_length, max_length):
     c, ws = _col(column), white_space_re2()
     edge = "\\A" + ws + "|" + ws + "\\z"  # leading or trailing White_Space
     return (f"{c} IS NOT NULL AND (NOT ({_between(f'length({c})', min_length, max_length)}) "
@@ -166,39 +183,38 @@ def _person_name(column, min_length, max_length):
             f"OR regexp_matches({c}, {_lit(edge)}))")
 
 
-def _filled_when(column_A, value_set, column_B):
+def _filled_when(ctx, column_A, value_set, column_B):
     b = _col(column_B)
     blank = f"regexp_full_match({b}, {_lit(white_space_re2() + '*')})"
     return f"coalesce({_in(_col(column_A), value_set)}, FALSE) AND ({b} IS NULL OR {blank})"
 
 
-def _in_set_when(column_A, value_set_A, column_B, value_set_B):
+def _in_set_when(ctx, column_A, value_set_A, column_B, value_set_B):
     return (f"coalesce({_in(_col(column_A), value_set_A)}, FALSE) "
             f"AND {_fails_unless(_in(_col(column_B), value_set_B))}")
 
 
-def _regex_when_category(column_A, category_length, categories, column_B, regex):
+def _regex_when_category(ctx, column_A, category_length, categories, column_B, regex):
     return (f"coalesce({_in(f'left({_col(column_A)}, {int(category_length)})', categories)}, FALSE) "
             f"AND {_fails_unless(_regex_search(_col(column_B), regex))}")
 
 
-def _present_iff(column_A, value_set, column_B):
+def _present_iff(ctx, column_A, value_set, column_B):
     return f"coalesce({_in(_col(column_A), value_set)}, FALSE) <> ({_col(column_B)} IS NOT NULL)"
 
 
-def _concurrent_enrolment(column_list, insutypes, active_status):
+def _concurrent_enrolment(ctx, column_list, insutypes, active_status):
+    """Over the whole evaluated set: a semi-join on the certnos holding every
+    type (cheaper than a window, which would sort every column)."""
     certno, insutype, status = map(_col, column_list)
-    first, second = insutypes
-
-    def holds(t: str) -> str:
-        return (f"count(*) FILTER (WHERE {insutype} = {_lit(t)} AND {status} = {_lit(active_status)}) "
-                f"OVER (PARTITION BY {certno}) > 0")
-
-    return (f"{certno} IS NOT NULL AND coalesce({status} = {_lit(active_status)} "
-            f"AND {_in(insutype, insutypes)}, FALSE) AND {holds(first)} AND {holds(second)}")
+    holders = " INTERSECT ".join(
+        f"SELECT {certno} FROM {ctx.relation} WHERE {certno} IS NOT NULL "
+        f"AND {insutype} = {_lit(t)} AND {status} = {_lit(active_status)}" for t in insutypes)
+    return (f"coalesce({status} = {_lit(active_status)} AND {_in(insutype, insutypes)}, FALSE) "
+            f"AND {certno} IN ({holders})")
 
 
-def _signs(column_list, normal_flag, reversal_flag):
+def _signs(ctx, column_list, normal_flag, reversal_flag):
     flag, *money = map(_col, column_list)
     nonneg = " AND ".join(f"{m} >= 0" for m in money)
     nonpos = " AND ".join(f"{m} <= 0" for m in money)
@@ -206,18 +222,18 @@ def _signs(column_list, normal_flag, reversal_flag):
             f"WHEN {flag} = {_lit(reversal_flag)} THEN {_fails_unless(nonpos)} ELSE FALSE END")
 
 
-def _balance(column_list, tolerance):
+def _balance(ctx, column_list, tolerance):
     *parts, total = map(_col, column_list)
     return _fails_unless(f"abs(({' + '.join(parts)}) - {total}) <= {Decimal(str(tolerance))}")
 
 
-def _not_exceed_total(column_list, reversal_flag):
+def _not_exceed_total(ctx, column_list, reversal_flag):
     flag, amount, total = map(_col, column_list)
     return _fails_unless(f"CASE WHEN {flag} = {_lit(reversal_flag)} THEN abs({amount}) <= abs({total}) "
                          f"ELSE {amount} <= {total} END")
 
 
-def _regions_recognised(column_A, local_codes_A, column_B, local_codes_B, other_province_prefixes):
+def _regions_recognised(ctx, column_A, local_codes_A, column_B, local_codes_B, other_province_prefixes):
     a, b = _col(column_A), _col(column_B)
     a_local, b_local = _in(a, local_codes_A), _in(b, local_codes_B)
     a_ok = f"({a_local} OR {_in(f'left({a}, 2)', other_province_prefixes)})"
@@ -225,7 +241,7 @@ def _regions_recognised(column_A, local_codes_A, column_B, local_codes_B, other_
     return _fails_unless(f"{a_ok} AND {b_ok} AND ({a_local} OR {b_local})")
 
 
-def _matter_applies(column_A, column_B, applicable_matters):
+def _matter_applies(ctx, column_A, column_B, applicable_matters):
     """Lookup as in parameters.applicable_matters: the code, its first two
     characters, else "" (general rows); keys sharing a matter set share a branch."""
     region, matter = _col(column_A), _col(column_B)
@@ -277,7 +293,7 @@ def bind(value, parameters: dict):
     return value
 
 
-def expectation_sql(exp: dict, parameters: dict) -> str:
+def expectation_sql(exp: dict, parameters: dict, ctx: Context | None = None) -> str:
     """The failure condition of one expectation configuration."""
     try:
         translate = TRANSLATORS[exp["type"]]
@@ -285,30 +301,32 @@ def expectation_sql(exp: dict, parameters: dict) -> str:
         raise ValueError(f"no SQL translation for expectation type {exp['type']!r}") from None
     kwargs = {k: bind(v, parameters) for k, v in exp["kwargs"].items()}
     try:
-        return translate(**kwargs)
+        return translate(ctx or Context(_EVALUATED), **kwargs)
     except TypeError as exc:  # a kwarg the translation does not implement (mostly, row_condition, ...)
         raise ValueError(f"{exp['type']} ({exp['meta']['rule_id']}): {exc}") from exc
 
 
-def rule_sql(stream: str, ref) -> dict[str, str]:
-    """rule_id -> SQL boolean over the contract + derived columns, TRUE = the
-    record fails the rule, never NULL; in catalogue order."""
-    parameters = suite_parameters(ref)
-    parts: dict[str, list[str]] = {r.rule_id: [] for r in rules(stream)}
-    for exp in suite(stream)["expectations"]:
-        parts[exp["meta"]["rule_id"]].append(expectation_sql(exp, parameters))
-    return {rid: "coalesce(" + " OR ".join(f"({p})" for p in ps) + ", FALSE)" for rid, ps in parts.items()}
+_EVALUATED = "_evaluated"  # CTE: the relation plus derived columns
 
 
 def verdict_sql(stream: str, ref, relation: str) -> str:
     """SELECT every column of ``relation`` (a table or view holding the
     stream's contract columns) plus one BOOLEAN column per rule, named by
-    rule_id, TRUE = fails.  Cross-record rules (E09) are evaluated over the
-    whole relation."""
-    derived = [d.name for d in DERIVED[stream]]
-    exclude = f" EXCLUDE ({', '.join(map(_col, derived))})" if derived else ""
-    verdicts = ",\n  ".join(f"{sql} AS {_col(rid)}" for rid, sql in rule_sql(stream, ref).items())
-    return (f"WITH _with_derived AS ({with_derived_sql(stream, relation)})\n"
-            f"SELECT *{exclude},\n  {verdicts}\nFROM _with_derived")
-
-
+    rule_id, TRUE = the record fails the rule, never NULL, in catalogue order.
+    Cross-record rules (E09) are evaluated over the whole relation."""
+    parameters, ctx = suite_parameters(ref), Context(_EVALUATED)
+    parts: dict[str, list[str]] = {r.rule_id: [] for r in rules(stream)}
+    for exp in suite(stream)["expectations"]:
+        parts[exp["meta"]["rule_id"]].append(expectation_sql(exp, parameters, ctx))
+    verdicts = ",\n  ".join(f"coalesce({' OR '.join(f'({p})' for p in ps)}, FALSE) AS {_col(rid)}"
+                            for rid, ps in parts.items())
+    helpers = [d.name for d in DERIVED[stream]] + list(ctx.shared.values())
+    exclude = f" EXCLUDE ({', '.join(map(_col, helpers))})" if helpers else ""
+    # one layer per shared column: referenced by name, it is computed once (a column alias
+    # in the same SELECT would be inlined at every use)
+    layers, source = [f"{_EVALUATED} AS ({with_derived_sql(stream, relation)})"], _EVALUATED
+    for sql, name in ctx.shared.items():
+        layers.append(f"{name} AS (SELECT *, {sql} AS {_col(name)} FROM {source})")
+        source = name
+    with_clause = ",\n".join(layers)
+    return f"WITH {with_clause}\nSELECT *{exclude},\n  {verdicts}\nFROM {source}"

@@ -42,9 +42,10 @@ from pipelines.config import load_config
 from pipelines.options import NightlyOptions, resolve_runner
 from transforms.compute import compute_run, connect, load_accepted
 from transforms.context import RunContext, default_months, month_range
-from transforms.decode import ReadStream, encode_record, quarantine
+from transforms.decode import ReadStream
+from transforms.quarantine import quarantine
 from transforms.timeutil import parse_instant
-from transforms.versions import resolve_deliveries
+from transforms.versions import encode_record, resolve_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ indicator_values keeps one row per key and pipeline, the one the latest
 publish wrote, so "latest" needs no ranking; stream rows are left out so a
 half-finished day never leaks into a self-evaluation.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -101,12 +102,17 @@ class Region:
 
 
 def region(con, code: str) -> Region:
-    found = rows(con, "SELECT region_code AS code, name, level, parent_code, pooling_code"
-                      " FROM dim_region WHERE region_code = ?", [code])
+    found = rows(
+        con,
+        "SELECT region_code AS code, name, level, parent_code, pooling_code"
+        " FROM dim_region WHERE region_code = ?",
+        [code],
+    )
     if found:
         return Region(**found[0])
-    level = con.execute("SELECT any_value(region_level) FROM indicator_values WHERE region_code = ?",
-                        [code]).fetchone()[0]
+    level = con.execute(
+        "SELECT any_value(region_level) FROM indicator_values WHERE region_code = ?", [code]
+    ).fetchone()[0]
     if level is None:
         raise LookupError(f"region {code} is neither in dim_region nor in indicator_values")
     return Region(code, code, level)
@@ -121,8 +127,12 @@ def peers(con, r: Region) -> list[Region]:
         where, params = "level = 'county' AND coalesce(pooling_code, parent_code) = ?", [r.code]
     else:
         where, params = "level = 'county' AND pooling_code = ?", [r.pooling_code or r.parent_code]
-    found = rows(con, "SELECT region_code AS code, name, level, parent_code, pooling_code"
-                      f" FROM dim_region WHERE {where} ORDER BY region_code", params)
+    found = rows(
+        con,
+        "SELECT region_code AS code, name, level, parent_code, pooling_code"
+        f" FROM dim_region WHERE {where} ORDER BY region_code",
+        params,
+    )
     return [Region(**f) for f in found]
 
 
@@ -131,8 +141,11 @@ def region_filter(r: Region, column: str = "region_code") -> tuple[str, list]:
     if r.level == "province":
         return f"left({column}, 2) = left(?, 2)", [r.code]
     if r.level == "pooling":
-        return (f"({column} = ? OR {column} IN (SELECT region_code FROM dim_region"
-                " WHERE pooling_code = ?))", [r.code, r.code])
+        return (
+            f"({column} = ? OR {column} IN (SELECT region_code FROM dim_region"
+            " WHERE pooling_code = ?))",
+            [r.code, r.code],
+        )
     return f"{column} = ?", [r.code]
 
 
@@ -142,23 +155,35 @@ def region_filter(r: Region, column: str = "region_code") -> tuple[str, list]:
 def values(con, region_codes: list[str], period: Period, period_type: str) -> list[dict]:
     start, end = period.bounds(period_type)
     marks = ", ".join("?" * len(region_codes))
-    return rows(con, f"SELECT {VALUE_COLUMNS} FROM indicator_values WHERE pipeline = ?"
-                     f" AND region_code IN ({marks}) AND period_type = ?"
-                     " AND period_start = ? AND period_end = ?"
-                     " ORDER BY region_code, indicator_code",
-                [NIGHTLY, *region_codes, period_type, start, end])
+    return rows(
+        con,
+        f"SELECT {VALUE_COLUMNS} FROM indicator_values WHERE pipeline = ?"
+        f" AND region_code IN ({marks}) AND period_type = ?"
+        " AND period_start = ? AND period_end = ?"
+        " ORDER BY region_code, indicator_code",
+        [NIGHTLY, *region_codes, period_type, start, end],
+    )
 
 
 def trend(con, region_code: str, year: int, indicator: str | None = None) -> list[dict]:
     """MONTH and YTD rows of a year, every month the warehouse holds."""
     extra, params = ("AND indicator_code = ?", [indicator]) if indicator else ("", [])
-    return rows(con, f"SELECT {VALUE_COLUMNS} FROM indicator_values WHERE pipeline = ?"
-                     " AND region_code = ? AND period_type IN ('MONTH', 'YTD')"
-                     " AND period_start >= ? AND period_end <= ?"
-                     " AND (period_type = 'MONTH' OR period_start = ?)"
-                     f" {extra} ORDER BY indicator_code, period_end, period_type",
-                [NIGHTLY, region_code, dt.date(year, 1, 1), dt.date(year, 12, 31),
-                 dt.date(year, 1, 1), *params])
+    return rows(
+        con,
+        f"SELECT {VALUE_COLUMNS} FROM indicator_values WHERE pipeline = ?"
+        " AND region_code = ? AND period_type IN ('MONTH', 'YTD')"
+        " AND period_start >= ? AND period_end <= ?"
+        " AND (period_type = 'MONTH' OR period_start = ?)"
+        f" {extra} ORDER BY indicator_code, period_end, period_type",
+        [
+            NIGHTLY,
+            region_code,
+            dt.date(year, 1, 1),
+            dt.date(year, 12, 31),
+            dt.date(year, 1, 1),
+            *params,
+        ],
+    )
 
 
 # --- data quality ----------------------------------------------------------------
@@ -167,17 +192,21 @@ def trend(con, region_code: str, year: int, indicator: str | None = None) -> lis
 def rule_results(con, region_code: str, period: Period, period_type: str) -> list[dict]:
     """Every rule's checked / failed / pass_rate, worst first."""
     start, end = period.bounds(period_type)
-    return rows(con, "SELECT q.rule_id, q.stream, d.severity, d.description, q.checked, q.failed,"
-                     " q.pass_rate, q.run_id FROM quality_rule_results AS q"
-                     " LEFT JOIN dim_quality_rule AS d ON d.rule_id = q.rule_id"
-                     " WHERE q.region_code = ? AND q.period_type = ?"
-                     " AND q.period_start = ? AND q.period_end = ?"
-                     " ORDER BY q.failed DESC, q.pass_rate NULLS LAST, q.rule_id",
-                [region_code, period_type, start, end])
+    return rows(
+        con,
+        "SELECT q.rule_id, q.stream, d.severity, d.description, q.checked, q.failed,"
+        " q.pass_rate, q.run_id FROM quality_rule_results AS q"
+        " LEFT JOIN dim_quality_rule AS d ON d.rule_id = q.rule_id"
+        " WHERE q.region_code = ? AND q.period_type = ?"
+        " AND q.period_start = ? AND q.period_end = ?"
+        " ORDER BY q.failed DESC, q.pass_rate NULLS LAST, q.rule_id",
+        [region_code, period_type, start, end],
+    )
 
 
-def failure_examples(con, r: Region, rule_ids: list[str], period: Period,
-                     per_rule: int = 3) -> list[dict]:
+def failure_examples(
+    con, r: Region, rule_ids: list[str], period: Period, per_rule: int = 3
+) -> list[dict]:
     """A few failing records per rule in the year to date, newest first
     (the month's come first); details are masked by the pipeline."""
     if not rule_ids:
@@ -185,14 +214,17 @@ def failure_examples(con, r: Region, rule_ids: list[str], period: Period,
     cond, params = region_filter(r)
     start, end = period.bounds("YTD")
     marks = ", ".join("?" * len(rule_ids))
-    return rows(con, "SELECT rule_id, stream, record_key, region_code, business_date,"
-                     " CAST(details AS VARCHAR) AS details FROM ("
-                     "  SELECT *, row_number() OVER (PARTITION BY rule_id"
-                     "   ORDER BY business_date DESC NULLS LAST, record_key) AS n"
-                     f"  FROM quality_failures WHERE {cond} AND rule_id IN ({marks})"
-                     "  AND business_date BETWEEN ? AND ?)"
-                     " WHERE n <= ? ORDER BY rule_id, n",
-                [*params, *rule_ids, start, end, per_rule])
+    return rows(
+        con,
+        "SELECT rule_id, stream, record_key, region_code, business_date,"
+        " CAST(details AS VARCHAR) AS details FROM ("
+        "  SELECT *, row_number() OVER (PARTITION BY rule_id"
+        "   ORDER BY business_date DESC NULLS LAST, record_key) AS n"
+        f"  FROM quality_failures WHERE {cond} AND rule_id IN ({marks})"
+        "  AND business_date BETWEEN ? AND ?)"
+        " WHERE n <= ? ORDER BY rule_id, n",
+        [*params, *rule_ids, start, end, per_rule],
+    )
 
 
 # --- provenance --------------------------------------------------------------------
@@ -202,22 +234,34 @@ def runs(con, run_ids: list[str]) -> list[dict]:
     if not run_ids:
         return []
     marks = ", ".join("?" * len(run_ids))
-    return rows(con, "SELECT run_id, pipeline, runner, started_at, finished_at, status, as_of,"
-                     f" CAST(options AS VARCHAR) AS options, error FROM pipeline_runs"
-                     f" WHERE run_id IN ({marks}) ORDER BY started_at DESC", run_ids)
+    return rows(
+        con,
+        "SELECT run_id, pipeline, runner, started_at, finished_at, status, as_of,"
+        f" CAST(options AS VARCHAR) AS options, error FROM pipeline_runs"
+        f" WHERE run_id IN ({marks}) ORDER BY started_at DESC",
+        run_ids,
+    )
 
 
 def run_streams(con, run_ids: list[str]) -> list[dict]:
     if not run_ids:
         return []
     marks = ", ".join("?" * len(run_ids))
-    return rows(con, "SELECT run_id, stream, read, accepted, duplicates, dead_lettered,"
-                     " late_dropped, quality_failures FROM pipeline_run_streams"
-                     f" WHERE run_id IN ({marks}) ORDER BY run_id, stream", run_ids)
+    return rows(
+        con,
+        "SELECT run_id, stream, read, accepted, duplicates, dead_lettered,"
+        " late_dropped, quality_failures FROM pipeline_run_streams"
+        f" WHERE run_id IN ({marks}) ORDER BY run_id, stream",
+        run_ids,
+    )
 
 
 def latest_nightly_run(con) -> dict | None:
     """The newest nightly run of any status: a failed newer run is worth a warning."""
-    found = rows(con, "SELECT run_id, status, started_at, as_of FROM pipeline_runs"
-                      " WHERE pipeline = ? ORDER BY started_at DESC LIMIT 1", [NIGHTLY])
+    found = rows(
+        con,
+        "SELECT run_id, status, started_at, as_of FROM pipeline_runs"
+        " WHERE pipeline = ? ORDER BY started_at DESC LIMIT 1",
+        [NIGHTLY],
+    )
     return found[0] if found else None

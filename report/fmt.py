@@ -1,5 +1,6 @@
 """How numbers are shown. Every indicator value is a ratio, shown as a
 percentage with two decimals: a 99% target needs them (98.96% is a miss)."""
+
 from __future__ import annotations
 
 import datetime as dt

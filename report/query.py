@@ -3,6 +3,7 @@
 The connection is opened read-only, so DuckDB itself refuses any write: an
 analyst cannot damage the warehouse from here.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-NUMERIC = ("INTEGER", "BIGINT", "HUGEINT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "DECIMAL",
-           "UBIGINT", "UINTEGER")
+NUMERIC = (
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "SMALLINT",
+    "TINYINT",
+    "DOUBLE",
+    "FLOAT",
+    "DECIMAL",
+    "UBIGINT",
+    "UINTEGER",
+)
 
 
 def result_table(con: duckdb.DuckDBPyConnection, sql: str, limit: int) -> Table | None:
@@ -67,19 +78,24 @@ def _prompted_lines(console: Console) -> Iterable[str]:
     while True:
         try:
             line = input(("yibao> " if first else "   ..> ") if interactive else "")
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C end the session
             if interactive:
                 console.print()
             return
-        first = line.rstrip().endswith(";")
+        first = line.rstrip().endswith(";") or (first and not line.strip())
         yield line
 
 
 def repl(con, console: Console, limit: int) -> int:
-    if sys.stdin.isatty():
-        console.print("SQL, read-only; end each statement with ';', exit with Ctrl-D."
-                      " Tables: indicator_values, v_indicator_latest, v_region_scorecard, …")
+    """Statements from stdin; exit status 1 if one failed, but only for piped
+    input (a script), not for a typo in an interactive session."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        console.print(
+            "SQL, read-only; end each statement with ';', exit with Ctrl-D."
+            " Tables: indicator_values, v_indicator_latest, v_region_scorecard, …"
+        )
     failures = 0
     for sql in statements(_prompted_lines(console)):
         failures += not run_one(con, console, sql, limit)
-    return 1 if failures else 0
+    return 1 if failures and not interactive else 0

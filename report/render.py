@@ -6,6 +6,7 @@ an element with ``data-field`` (and data-indicator / data-region /
 data-period-type, or data-rule / data-stream) and its exact value in
 ``data-raw``, so tests and scrapers read the numbers without parsing text.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,20 +33,25 @@ def _cell(row: dict | None) -> dict:
     if value is not None and target is not None:
         margin = value - target if row["direction"] != "<=" else target - value
     status = {True: "met", False: "missed"}.get(row["meets_target"], "nodata")
+    if status == "nodata" and value is not None:
+        status = "notarget"  # a value but no target configured: no verdict
     return {**row, "margin": margin, "status": status}
 
 
 def _scorecard(rows_by_type: dict[str, list[dict]]) -> list[dict]:
     got = {(r["indicator_code"], t): r for t, rs in rows_by_type.items() for r in rs}
-    return [{"ind": i, "cells": {t: _cell(got.get((i.code, t))) for t in PERIOD_TYPES}}
-            for i in INDICATORS]
+    return [
+        {"ind": i, "cells": {t: _cell(got.get((i.code, t))) for t in PERIOD_TYPES}}
+        for i in INDICATORS
+    ]
 
 
 def _summary(scorecard: list[dict]) -> dict[str, dict[str, int]]:
     out = {}
     for t in PERIOD_TYPES:
         statuses = [s["cells"][t]["status"] for s in scorecard]
-        out[t] = {k: statuses.count(k) for k in ("met", "missed", "nodata", "absent")}
+        out[t] = {k: statuses.count(k) for k in ("met", "missed")}
+        out[t]["none"] = len(statuses) - out[t]["met"] - out[t]["missed"]
     return out
 
 
@@ -53,15 +59,26 @@ def _quality(con, r: Region, period: Period) -> dict:
     results = {t: data.rule_results(con, r.code, period, t) for t in PERIOD_TYPES}
     month = {q["rule_id"]: q for q in results["MONTH"]}
     # One table: the year's worst rules first, the month beside them.
-    table = [{"rule_id": q["rule_id"], "stream": q["stream"], "severity": q["severity"],
-              "description": q["description"], "YTD": q, "MONTH": month.get(q["rule_id"])}
-             for q in results["YTD"]]
+    table = [
+        {
+            "rule_id": q["rule_id"],
+            "stream": q["stream"],
+            "severity": q["severity"],
+            "description": q["description"],
+            "YTD": q,
+            "MONTH": month.get(q["rule_id"]),
+        }
+        for q in results["YTD"]
+    ]
     worst = [q["rule_id"] for q in results["YTD"] if q["failed"]][:5]
     examples = data.failure_examples(con, r, worst, period)
     for e in examples:
         e["details"] = _pretty_json(e["details"])
-    return {"table": table, "examples": examples,
-            "figures": [charts.quality_figure(results[t], t) for t in PERIOD_TYPES]}
+    return {
+        "table": table,
+        "examples": examples,
+        "figures": [charts.quality_figure(results[t], t) for t in PERIOD_TYPES],
+    }
 
 
 def _pretty_json(text: str | None) -> str:
@@ -97,10 +114,16 @@ def context(con, region_code: str, period: Period) -> dict:
         "summary": _summary(scorecard),
         "trends": charts.trend_figures(trend_rows, r.code, codes, highlight=period),
         "columns": columns,
-        "matrix": {(row["indicator_code"], row["region_code"], t): _cell(row)
-                   for t, rs in peer_rows.items() for row in rs},
-        "peer_figures": charts.peers_figures(peer_rows["MONTH"], peers, codes, "MONTH",
-                                             highlight=r.code) if peers else {},
+        "matrix": {
+            (row["indicator_code"], row["region_code"], t): _cell(row)
+            for t, rs in peer_rows.items()
+            for row in rs
+        },
+        "peer_figures": charts.peers_figures(
+            peer_rows["MONTH"], peers, codes, "MONTH", highlight=r.code
+        )
+        if peers
+        else {},
         "quality": _quality(con, r, period),
         "manual": MANUAL_EVIDENCE,
         "computed_plan": sorted(i.plan_number for i in INDICATORS if i.plan_number),
@@ -115,11 +138,22 @@ def context(con, region_code: str, period: Period) -> dict:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(
-            lambda name: resources.files("report").joinpath("templates", name).read_text("utf-8")),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=fmt.pct, points=fmt.points, amount=fmt.amount, count=fmt.count,
-                       raw=fmt.raw, instant=fmt.instant,
-                       direction=lambda d: {">=": "≥", "<=": "≤"}.get(d, d or ""))
+            lambda name: resources.files("report").joinpath("templates", name).read_text("utf-8")
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=fmt.pct,
+        points=fmt.points,
+        amount=fmt.amount,
+        count=fmt.count,
+        raw=fmt.raw,
+        instant=fmt.instant,
+        direction=lambda d: {">=": "≥", "<=": "≤"}.get(d, d or ""),
+    )
     return env
 
 

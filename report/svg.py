@@ -8,6 +8,7 @@ Every data point drawn is an element with class ``mark``; the root ``<svg>``
 carries ``data-count`` = the number of data points, so a test can check in
 the rendered DOM that nothing was lost.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,18 @@ from html import escape
 
 from report import fmt
 
-FONT = ('"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",'
-        ' "Hiragino Sans GB", sans-serif')
-BLUE, PURPLE, RED, GREEN, GREY, LIGHT = "#1f6feb", "#8250df", "#cf222e", "#1a7f37", "#57606a", "#d0d7de"
+FONT = (
+    '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",'
+    ' "Hiragino Sans GB", sans-serif'
+)
+BLUE, PURPLE, RED, GREEN, GREY, LIGHT = (
+    "#1f6feb",
+    "#8250df",
+    "#cf222e",
+    "#1a7f37",
+    "#57606a",
+    "#d0d7de",
+)
 STATUS_COLOURS = {"met": GREEN, "missed": RED, "": BLUE}
 WIDTH = 320
 
@@ -86,27 +96,38 @@ def _count_tick(v: float) -> str:
 
 def _svg(width: int, height: int, body: list[str], attrs: dict[str, str], title: str) -> str:
     extra = "".join(f' {k}="{escape(str(v))}"' for k, v in attrs.items())
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}"'
-            f' viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"{extra}'
-            f' style="font-family: {escape(FONT)}; font-size: 10px">' + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"{extra}'
+        f' style="font-family: {escape(FONT)}; font-size: 10px">' + "".join(body) + "</svg>"
+    )
 
 
 def _header(title: str, subtitle: str) -> list[str]:
     """Chinese title, English subtitle below (cut to the width: the report shows it in full)."""
     if len(subtitle) > 60:
         subtitle = subtitle[:59] + "…"
-    return [f'<text x="4" y="13" font-size="12" font-weight="600" fill="#1f2328">{escape(title)}'
-            f'</text><text x="4" y="25" font-size="9.5" fill="{GREY}">{escape(subtitle)}</text>']
+    return [
+        f'<text x="4" y="13" font-size="12" font-weight="600" fill="#1f2328">{escape(title)}'
+        f'</text><text x="4" y="25" font-size="9.5" fill="{GREY}">{escape(subtitle)}</text>'
+    ]
 
 
 def _no_data(body: list[str], x: float, y: float) -> None:
-    body.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" fill="{GREY}">'
-                "无数据 no data</text>")
+    body.append(
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" fill="{GREY}">无数据 no data</text>'
+    )
 
 
-def line_chart(title: str, subtitle: str, x_labels: Sequence[str], series: Sequence[Series],
-               target: Sequence[float | None] | None = None, highlight: int | None = None,
-               attrs: dict[str, str] | None = None) -> Figure:
+def line_chart(
+    title: str,
+    subtitle: str,
+    x_labels: Sequence[str],
+    series: Sequence[Series],
+    target: Sequence[float | None] | None = None,
+    highlight: int | None = None,
+    attrs: dict[str, str] | None = None,
+) -> Figure:
     """Values per x (months) as lines with point marks, the target as a red dashed step line."""
     height, left, right, top, bottom = 184, 44, 8, 46, 20
     pw, ph = WIDTH - left - right, height - top - bottom
@@ -114,10 +135,13 @@ def line_chart(title: str, subtitle: str, x_labels: Sequence[str], series: Seque
     targets = [t for t in (target or []) if t is not None]
     count = len(points)
     body = _header(title, subtitle)
-    legend = "".join(f'<tspan fill="{s.colour}">{"┅" if s.dashed else "●"} {escape(s.name)}  </tspan>'
-                     for s in series)
-    body.append(f'<text x="4" y="38" fill="{GREY}">{legend}<tspan fill="{RED}">┄ 目标 target'
-                "</tspan></text>")
+    legend = "".join(
+        f'<tspan fill="{s.colour}">{"┅" if s.dashed else "●"} {escape(s.name)}  </tspan>'
+        for s in series
+    )
+    body.append(
+        f'<text x="4" y="38" fill="{GREY}">{legend}<tspan fill="{RED}">┄ 目标 target</tspan></text>'
+    )
     n = len(x_labels)
     band = pw / max(n, 1)
 
@@ -131,22 +155,33 @@ def line_chart(title: str, subtitle: str, x_labels: Sequence[str], series: Seque
         return top + (hi - v) / (hi - lo) * ph
 
     if highlight is not None and 0 <= highlight < n:
-        body.append(f'<rect class="period" x="{left + band * highlight:.1f}" y="{top}"'
-                    f' width="{band:.1f}" height="{ph}" fill="#fff8c5"/>')
+        body.append(
+            f'<rect class="period" x="{left + band * highlight:.1f}" y="{top}"'
+            f' width="{band:.1f}" height="{ph}" fill="#fff8c5"/>'
+        )
     tick_text = _pct_tick(ticks)
     for t in ticks:
-        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}"'
-                    f' stroke="{LIGHT}" stroke-width="0.5"/>'
-                    f'<text x="{left - 4}" y="{y(t) + 3:.1f}" text-anchor="end" fill="{GREY}">'
-                    f"{tick_text(t)}</text>")
+        body.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}"'
+            f' stroke="{LIGHT}" stroke-width="0.5"/>'
+            f'<text x="{left - 4}" y="{y(t) + 3:.1f}" text-anchor="end" fill="{GREY}">'
+            f"{tick_text(t)}</text>"
+        )
     for i, label in enumerate(x_labels):
-        body.append(f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" fill="{GREY}">'
-                    f"{escape(label)}</text>")
+        body.append(
+            f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="middle" fill="{GREY}">'
+            f"{escape(label)}</text>"
+        )
     if target:  # a step per x: targets may change during the year
-        d = "".join(f"M{x(i) - band / 2:.1f},{y(t):.1f}H{x(i) + band / 2:.1f}"
-                    for i, t in enumerate(target) if t is not None)
-        body.append(f'<path class="target" d="{d}" stroke="{RED}" stroke-width="1.2"'
-                    ' stroke-dasharray="4 3" fill="none"/>')
+        d = "".join(
+            f"M{x(i) - band / 2:.1f},{y(t):.1f}H{x(i) + band / 2:.1f}"
+            for i, t in enumerate(target)
+            if t is not None
+        )
+        body.append(
+            f'<path class="target" d="{d}" stroke="{RED}" stroke-width="1.2"'
+            ' stroke-dasharray="4 3" fill="none"/>'
+        )
     for s in series:
         d, pen = "", "M"
         for i, v in enumerate(s.values):
@@ -156,26 +191,37 @@ def line_chart(title: str, subtitle: str, x_labels: Sequence[str], series: Seque
             d += f"{pen}{x(i):.1f},{y(v):.1f}"
             pen = "L"
         dash = ' stroke-dasharray="3 2"' if s.dashed else ""
-        body.append(f'<path class="line {s.kind}" d="{d}" stroke="{s.colour}" stroke-width="1.5"'
-                    f' fill="none"{dash}/>')
+        body.append(
+            f'<path class="line {s.kind}" d="{d}" stroke="{s.colour}" stroke-width="1.5"'
+            f' fill="none"{dash}/>'
+        )
         for i, v in enumerate(s.values):
             if v is None:
                 continue
             tip = s.tips[i] if i < len(s.tips) else f"{x_labels[i]} {s.name} {fmt.pct(v)}"
             fill = "#fff" if s.dashed else s.colour
-            body.append(f'<circle class="mark {s.kind}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.6"'
-                        f' fill="{fill}" stroke="{s.colour}" stroke-width="1.2"'
-                        f' data-value="{fmt.raw(v)}"><title>{escape(tip)}</title></circle>')
+            body.append(
+                f'<circle class="mark {s.kind}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.6"'
+                f' fill="{fill}" stroke="{s.colour}" stroke-width="1.2"'
+                f' data-value="{fmt.raw(v)}"><title>{escape(tip)}</title></circle>'
+            )
     if not points:
         _no_data(body, left + pw / 2, top + ph / 2)
     attrs = {**(attrs or {}), "data-count": str(count)}
     return Figure(_svg(WIDTH, height, body, attrs, title), count, title)
 
 
-def bar_chart(title: str, subtitle: str, labels: Sequence[str], values: Sequence[float | None],
-              target: float | None = None, statuses: Sequence[str] | None = None,
-              highlight: int | None = None, as_percent: bool = True,
-              attrs: dict[str, str] | None = None) -> Figure:
+def bar_chart(
+    title: str,
+    subtitle: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    target: float | None = None,
+    statuses: Sequence[str] | None = None,
+    highlight: int | None = None,
+    as_percent: bool = True,
+    attrs: dict[str, str] | None = None,
+) -> Figure:
     """One horizontal bar per label from zero (values may be negative), target as a red line."""
     row, left, right, top, bottom = 17, 86, 48, 34, 18
     pw = WIDTH - left - right
@@ -193,31 +239,41 @@ def bar_chart(title: str, subtitle: str, labels: Sequence[str], values: Sequence
     show = fmt.pct if as_percent else fmt.count
     bottom_y = top + row * len(labels)
     for t in ticks:
-        body.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{bottom_y}"'
-                    f' stroke="{LIGHT}" stroke-width="0.5"/>'
-                    f'<text x="{x(t):.1f}" y="{bottom_y + 12}" text-anchor="middle" fill="{GREY}">'
-                    f"{tick_text(t)}</text>")
+        body.append(
+            f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{bottom_y}"'
+            f' stroke="{LIGHT}" stroke-width="0.5"/>'
+            f'<text x="{x(t):.1f}" y="{bottom_y + 12}" text-anchor="middle" fill="{GREY}">'
+            f"{tick_text(t)}</text>"
+        )
     for i, (label, v) in enumerate(zip(labels, values)):
         ry = top + row * i
         if i == highlight:
-            body.append(f'<rect class="period" x="0" y="{ry}" width="{WIDTH}" height="{row}"'
-                        ' fill="#fff8c5"/>')
+            body.append(
+                f'<rect class="period" x="0" y="{ry}" width="{WIDTH}" height="{row}"'
+                ' fill="#fff8c5"/>'
+            )
         weight = ' font-weight="600"' if i == highlight else ""
-        body.append(f'<text x="{left - 4}" y="{ry + 12}" text-anchor="end" fill="#1f2328"{weight}>'
-                    f"{escape(label)}</text>")
+        body.append(
+            f'<text x="{left - 4}" y="{ry + 12}" text-anchor="end" fill="#1f2328"{weight}>'
+            f"{escape(label)}</text>"
+        )
         if v is None:
             body.append(f'<text x="{x(0) + 3:.1f}" y="{ry + 12}" fill="{GREY}">{fmt.DASH}</text>')
             continue
         status = statuses[i] if statuses else ""
         x0, x1 = sorted((x(0), x(v)))
-        body.append(f'<rect class="mark bar {status}" x="{x0:.1f}" y="{ry + 3}"'
-                    f' width="{max(x1 - x0, 1):.1f}" height="{row - 6}"'
-                    f' fill="{STATUS_COLOURS.get(status, BLUE)}" data-value="{fmt.raw(v)}">'
-                    f"<title>{escape(label)} {show(v)}</title></rect>")
+        body.append(
+            f'<rect class="mark bar {status}" x="{x0:.1f}" y="{ry + 3}"'
+            f' width="{max(x1 - x0, 1):.1f}" height="{row - 6}"'
+            f' fill="{STATUS_COLOURS.get(status, BLUE)}" data-value="{fmt.raw(v)}">'
+            f"<title>{escape(label)} {show(v)}</title></rect>"
+        )
         body.append(f'<text x="{x1 + 3:.1f}" y="{ry + 12}" fill="#1f2328">{show(v)}</text>')
     if target is not None and labels:
-        body.append(f'<line class="target" x1="{x(target):.1f}" x2="{x(target):.1f}" y1="{top - 2}"'
-                    f' y2="{bottom_y}" stroke="{RED}" stroke-width="1.2" stroke-dasharray="4 3"/>')
+        body.append(
+            f'<line class="target" x1="{x(target):.1f}" x2="{x(target):.1f}" y1="{top - 2}"'
+            f' y2="{bottom_y}" stroke="{RED}" stroke-width="1.2" stroke-dasharray="4 3"/>'
+        )
     if not present:
         _no_data(body, left + pw / 2, top + 12)
     attrs = {**(attrs or {}), "data-count": str(len(present))}

@@ -3,6 +3,7 @@ Chromium (installed from Debian if missing) and a tiny DevTools client.
 
 Not a conftest.py on purpose: only the report tests pay for Chromium.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,14 @@ def _apt(args: list[str], log: list[str]) -> bool:
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     # Wait for a dpkg lock held by someone else instead of failing at once.
     cmd = [*sudo, "apt-get", "-o", "DPkg::Lock::Timeout=600", *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
-    log.append(f"$ {' '.join(cmd)} -> {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        log.append(f"$ {' '.join(cmd)} -> timed out after 30 min")
+        return False
+    log.append(
+        f"$ {' '.join(cmd)} -> {proc.returncode}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    )
     return proc.returncode == 0
 
 
@@ -55,6 +62,8 @@ def ensure_chromium() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if CHROMIUM.exists() and _has_cjk_font():
             return CHROMIUM
+        if not shutil.which("apt-get"):
+            raise RuntimeError("chromium is missing and there is no apt-get (set YIBAO_CHROMIUM)")
         if os.geteuid() != 0 and not shutil.which("sudo"):
             raise RuntimeError("chromium is missing and apt-get needs root (no sudo)")
         log: list[str] = []
@@ -62,22 +71,28 @@ def ensure_chromium() -> Path:
             if attempt:
                 time.sleep(5 * attempt)
                 _apt(["-y", "-f", "install"], log)  # repair a half-finished install
-            if _apt(["update", "-q"], log) and _apt(
-                ["install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES], log
-            ):
+            _apt(["update", "-q"], log)  # one unreachable list need not stop the install
+            if _apt(["install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES], log):
                 break
         if not CHROMIUM.exists():
             raise RuntimeError("could not install chromium:\n" + "\n".join(log))
-        subprocess.run(["fc-cache", "-f"], capture_output=True, check=False)
+        if shutil.which("fc-cache"):
+            subprocess.run(["fc-cache", "-f"], capture_output=True, check=False)
         return CHROMIUM
 
 
 def _has_cjk_font() -> bool:
-    if not shutil.which("fc-list"):
-        return False
-    out = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout
-    return bool(out.strip())
-
+    if shutil.which("dpkg-query"):
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", "fonts-noto-cjk"], capture_output=True, text=True
+        ).stdout
+        if status.strip() == "install ok installed":
+            return True
+    if shutil.which("fc-list"):
+        return bool(
+            subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip()
+        )
+    return False
 
 
 # --- a hand-made warehouse ------------------------------------------------------
@@ -94,9 +109,14 @@ REGIONS = [  # code, name, level, parent, pooling
     ("640205", "惠农区", "county", "640200", "640200"),
 ]
 COUNTIES = [r for r in REGIONS if r[2] == "county"]
-RULES = [(f"E{i:02d}", "enrolment", "blocking" if i in (5, 6) else "quality") for i in range(1, 10)] \
-    + [(f"T{i:02d}", "settlement", "blocking" if i in (2, 3, 9) else "quality") for i in range(1, 10)] \
+RULES = (
+    [(f"E{i:02d}", "enrolment", "blocking" if i in (5, 6) else "quality") for i in range(1, 10)]
+    + [
+        (f"T{i:02d}", "settlement", "blocking" if i in (2, 3, 9) else "quality")
+        for i in range(1, 10)
+    ]
     + [(f"F{i:02d}", "filing", "blocking") for i in range(1, 5)]
+)
 STREAMS = ("enrolment", "contribution", "settlement", "settlement_list", "filing")
 MONTHS = list(range(1, 12))  # January..November 2023
 RUN_ID = "11111111-2222-4333-8444-555555555555"
@@ -129,9 +149,23 @@ def _value_rows(pipeline: str, run_id: str) -> list[dict]:
     from transforms.indicators.catalog import INDICATORS
 
     rnd = random.Random(7 if pipeline == "nightly" else 8)
-    targets = {"I17": 0.5, "I22": 0.7, "I04": 0.8, "I25": 0.8, "S02": 0.8, "I26": 0.95,
-               "I09": 0.95, "R02": 0.7, "R03": 0.5, "R04": 0.6, "R05": 0.7, "S01": 0.7,
-               "S05": 0.5, "C01": 0.05, "R01": 0.8}
+    targets = {
+        "I17": 0.5,
+        "I22": 0.7,
+        "I04": 0.8,
+        "I25": 0.8,
+        "S02": 0.8,
+        "I26": 0.95,
+        "I09": 0.95,
+        "R02": 0.7,
+        "R03": 0.5,
+        "R04": 0.6,
+        "R05": 0.7,
+        "S01": 0.7,
+        "S05": 0.5,
+        "C01": 0.05,
+        "R01": 0.8,
+    }
     month_parts: dict[tuple, tuple[Decimal, Decimal]] = {}
     for ind in INDICATORS:
         for county, *_ in COUNTIES:
@@ -148,17 +182,32 @@ def _value_rows(pipeline: str, run_id: str) -> list[dict]:
                     num = sum(month_parts[(ind.code, c, k)][0] for c in counties for k in months)
                     den = sum(month_parts[(ind.code, c, k)][1] for c in counties for k in months)
                     value = float(num / den) if den else None
-                    meets = None if value is None else (
-                        value <= target if ind.direction == "<=" else value >= target)
-                    rows.append({
-                        "indicator_code": ind.code, "region_code": region, "region_level": level,
-                        "period_type": period_type,
-                        "period_start": dt.date(2023, m if period_type == "MONTH" else 1, 1),
-                        "period_end": _month_end(m), "numerator": num, "denominator": den,
-                        "value": value, "target": target, "direction": ind.direction,
-                        "meets_target": meets, "as_of": AS_OF, "pipeline": pipeline,
-                        "components": json.dumps({"cur_sum": str(num)}) if ind.code == "C01" else None,
-                    })
+                    meets = (
+                        None
+                        if value is None
+                        else (value <= target if ind.direction == "<=" else value >= target)
+                    )
+                    rows.append(
+                        {
+                            "indicator_code": ind.code,
+                            "region_code": region,
+                            "region_level": level,
+                            "period_type": period_type,
+                            "period_start": dt.date(2023, m if period_type == "MONTH" else 1, 1),
+                            "period_end": _month_end(m),
+                            "numerator": num,
+                            "denominator": den,
+                            "value": value,
+                            "target": target,
+                            "direction": ind.direction,
+                            "meets_target": meets,
+                            "as_of": AS_OF,
+                            "pipeline": pipeline,
+                            "components": json.dumps({"cur_sum": str(num)})
+                            if ind.code == "C01"
+                            else None,
+                        }
+                    )
     if pipeline == "stream":  # streams write DAY and MONTH only, for the latest month
         rows = [r for r in rows if r["period_type"] == "MONTH" and r["period_end"].month == 11]
     return rows
@@ -166,9 +215,15 @@ def _value_rows(pipeline: str, run_id: str) -> list[dict]:
 
 def _quality_rows() -> tuple[list[dict], list[dict]]:
     rnd = random.Random(11)
-    per_month = {(rule, c[0], m): (checked := rnd.randint(100, 900),
-                                   rnd.choice([0, 0, 1, 3, rnd.randint(0, checked // 20)]))
-                 for rule, _, _ in RULES for c in COUNTIES for m in MONTHS}
+    per_month = {
+        (rule, c[0], m): (
+            checked := rnd.randint(100, 900),
+            rnd.choice([0, 0, 1, 3, rnd.randint(0, checked // 20)]),
+        )
+        for rule, _, _ in RULES
+        for c in COUNTIES
+        for m in MONTHS
+    }
     results, failures = [], []
     for region, _, level, _, _ in REGIONS:
         if region == "610000":
@@ -179,21 +234,36 @@ def _quality_rows() -> tuple[list[dict], list[dict]]:
                 for period_type, months in (("MONTH", [m]), ("YTD", range(1, m + 1))):
                     checked = sum(per_month[(rule, c, k)][0] for c in counties for k in months)
                     failed = sum(per_month[(rule, c, k)][1] for c in counties for k in months)
-                    results.append({
-                        "rule_id": rule, "stream": stream, "region_code": region,
-                        "region_level": level, "period_type": period_type,
-                        "period_start": dt.date(2023, m if period_type == "MONTH" else 1, 1),
-                        "period_end": _month_end(m), "checked": checked, "failed": failed,
-                        "pass_rate": 1 - failed / checked if checked else None})
+                    results.append(
+                        {
+                            "rule_id": rule,
+                            "stream": stream,
+                            "region_code": region,
+                            "region_level": level,
+                            "period_type": period_type,
+                            "period_start": dt.date(2023, m if period_type == "MONTH" else 1, 1),
+                            "period_end": _month_end(m),
+                            "checked": checked,
+                            "failed": failed,
+                            "pass_rate": 1 - failed / checked if checked else None,
+                        }
+                    )
     for (rule, county, m), (_, failed) in per_month.items():
         stream = next(s for r, s, _ in RULES if r == rule)
         for i in range(min(failed, 2)):
-            failures.append({
-                "stream": stream, "record_key": f"{rule}-{county}-{m:02d}-{i}", "rule_id": rule,
-                "region_code": county, "business_date": dt.date(2023, m, 10 + i),
-                "details": json.dumps({"certno": "640104********123X", "value": f"<{rule}>"},
-                                      ensure_ascii=False),
-                "run_id": RUN_ID})
+            failures.append(
+                {
+                    "stream": stream,
+                    "record_key": f"{rule}-{county}-{m:02d}-{i}",
+                    "rule_id": rule,
+                    "region_code": county,
+                    "business_date": dt.date(2023, m, 10 + i),
+                    "details": json.dumps(
+                        {"certno": "640104********123X", "value": f"<{rule}>"}, ensure_ascii=False
+                    ),
+                    "run_id": RUN_ID,
+                }
+            )
     return results, failures
 
 
@@ -214,43 +284,92 @@ def build_warehouse(path: str | Path) -> Path:
 
     results, failures = _quality_rows()
     dims = {
-        "dim_region": _arrow("dim_region", [dict(zip(("region_code", "name", "level", "parent_code",
-                                                      "pooling_code"), r)) for r in REGIONS]),
-        "dim_indicator": _arrow("dim_indicator", [
-            {"indicator_code": i.code, "name_zh": i.name_zh, "name_en": i.name_en,
-             "plan_number": i.plan_number, "direction": i.direction, "family": i.family}
-            for i in INDICATORS]),
-        "dim_quality_rule": _arrow("dim_quality_rule", [
-            {"rule_id": r, "stream": s, "severity": sev, "description": f"rule {r} <checks>"}
-            for r, s, sev in RULES]),
+        "dim_region": _arrow(
+            "dim_region",
+            [
+                dict(zip(("region_code", "name", "level", "parent_code", "pooling_code"), r))
+                for r in REGIONS
+            ],
+        ),
+        "dim_indicator": _arrow(
+            "dim_indicator",
+            [
+                {
+                    "indicator_code": i.code,
+                    "name_zh": i.name_zh,
+                    "name_en": i.name_en,
+                    "plan_number": i.plan_number,
+                    "direction": i.direction,
+                    "family": i.family,
+                }
+                for i in INDICATORS
+            ],
+        ),
+        "dim_quality_rule": _arrow(
+            "dim_quality_rule",
+            [
+                {"rule_id": r, "stream": s, "severity": sev, "description": f"rule {r} <checks>"}
+                for r, s, sev in RULES
+            ],
+        ),
     }
     started = AS_OF + dt.timedelta(hours=2)
     with DuckDBWarehouse(path) as wh:
         wh.ensure_schema([i.code for i in INDICATORS])
-        wh.begin_run(RUN_ID, "nightly", "FnApiRunner", started, AS_OF, {"months": "2023-01..2023-11"})
-        wh.publish(RUN_ID, {
-            **dims,
-            "indicator_values": _arrow("indicator_values", _value_rows("nightly", RUN_ID)),
-            "quality_rule_results": _arrow("quality_rule_results", results),
-            "quality_failures": _arrow("quality_failures", failures),
-            "pipeline_run_streams": _arrow("pipeline_run_streams", [
-                {"run_id": RUN_ID, "stream": s, "read": 1000 * (i + 1) + 7, "accepted": 1000 * (i + 1),
-                 "duplicates": 5, "dead_lettered": 2, "late_dropped": 0, "quality_failures": 40 + i}
-                for i, s in enumerate(STREAMS)]),
-        }, {"quality_failures": Scope(values={"stream": ["enrolment", "settlement", "filing"]})})
+        wh.begin_run(
+            RUN_ID, "nightly", "FnApiRunner", started, AS_OF, {"months": "2023-01..2023-11"}
+        )
+        wh.publish(
+            RUN_ID,
+            {
+                **dims,
+                "indicator_values": _arrow("indicator_values", _value_rows("nightly", RUN_ID)),
+                "quality_rule_results": _arrow("quality_rule_results", results),
+                "quality_failures": _arrow("quality_failures", failures),
+                "pipeline_run_streams": _arrow(
+                    "pipeline_run_streams",
+                    [
+                        {
+                            "run_id": RUN_ID,
+                            "stream": s,
+                            "read": 1000 * (i + 1) + 7,
+                            "accepted": 1000 * (i + 1),
+                            "duplicates": 5,
+                            "dead_lettered": 2,
+                            "late_dropped": 0,
+                            "quality_failures": 40 + i,
+                        }
+                        for i, s in enumerate(STREAMS)
+                    ],
+                ),
+            },
+            {"quality_failures": Scope(values={"stream": ["enrolment", "settlement", "filing"]})},
+        )
         wh.finish_run(RUN_ID, finished_at=started + dt.timedelta(minutes=9))
         wh.begin_run(STREAM_RUN_ID, "stream", "FnApiRunner", started, None, {})
-        wh.publish(STREAM_RUN_ID, {"indicator_values": _arrow("indicator_values",
-                                                              _value_rows("stream", STREAM_RUN_ID))})
+        wh.publish(
+            STREAM_RUN_ID,
+            {"indicator_values": _arrow("indicator_values", _value_rows("stream", STREAM_RUN_ID))},
+        )
     return Path(path)
 
 
 # --- headless Chromium over the DevTools protocol ----------------------------------
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-extensions", "--hide-scrollbars", "--remote-debugging-address=127.0.0.1",
-                  "--remote-debugging-port=0")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+)
 
 
 class Browser:
@@ -261,7 +380,9 @@ class Browser:
         self.log = open(workdir / "chromium.log", "wb")  # closed in close()
         self.proc = subprocess.Popen(
             [str(binary), *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.port = self._port()
 
     def _port(self) -> int:
@@ -329,12 +450,20 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
         cdp = _Cdp(ws)
         for domain in ("Page", "Runtime", "Log", "Network"):
             await cdp.call(f"{domain}.enable")
-        await cdp.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
-                       deviceScaleFactor=1, mobile=False)
+        await cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         await cdp.call("Page.navigate", url=url)
         await cdp.wait_for("Page.loadEventFired")
-        value = (await cdp.call("Runtime.evaluate", expression=script, returnByValue=True,
-                                awaitPromise=True))["result"].get("value")
+        value = (
+            await cdp.call(
+                "Runtime.evaluate", expression=script, returnByValue=True, awaitPromise=True
+            )
+        )["result"].get("value")
         # Which installed font really drew the Chinese title (tofu would mean none).
         await cdp.call("DOM.enable")
         await cdp.call("CSS.enable")
@@ -346,9 +475,12 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
             screenshots["top"].write_bytes(base64.b64decode(shot["data"]))
         if "full" in screenshots:
             size = (await cdp.call("Page.getLayoutMetrics"))["cssContentSize"]
-            shot = await cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                                  clip={"x": 0, "y": 0, "width": size["width"],
-                                        "height": size["height"], "scale": 1})
+            shot = await cdp.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
             screenshots["full"].write_bytes(base64.b64decode(shot["data"]))
     errors = []
     for e in cdp.events:
@@ -359,10 +491,17 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
             errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
         elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
             errors.append(p["entry"]["text"])
-    requests = [e["params"]["request"]["url"] for e in cdp.events
-                if e["method"] == "Network.requestWillBeSent"]
-    return {"value": value, "errors": errors, "requests": requests,
-            "h1_fonts": [f["familyName"] for f in fonts]}
+    requests = [
+        e["params"]["request"]["url"]
+        for e in cdp.events
+        if e["method"] == "Network.requestWillBeSent"
+    ]
+    return {
+        "value": value,
+        "errors": errors,
+        "requests": requests,
+        "h1_fonts": [f["familyName"] for f in fonts],
+    }
 
 
 if __name__ == "__main__":  # manual run: python -m tests.conftest_report

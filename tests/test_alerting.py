@@ -415,6 +415,16 @@ def test_target_miss(wh_path):
     assert alert.text_zh == ("银川市（640100，统筹区）2023-05 I08 结算信息合格率为 95.00%，"
                              "低于目标 99.00%。")
     assert "FROM indicator_values" in alert.sql
+    # Older months of the run fire only within recent_months, but any month may resolve.
+    fired = evaluate(wh_path, run, only("target_miss", recent_months=2), T0 + dt.timedelta(hours=1))
+    assert sorted((a.period, a.suppressed) for a in fired) == [("2023-04", False), ("2023-05", True)]
+    t1 = T0 + dt.timedelta(days=1)
+    run2 = add_run(wh_path, "r2", t1, indicator_values=[
+        indicator_row("I08", "640100", "pooling", month=4, value=0.995, as_of=t1),
+        indicator_row("I08", "640100", "pooling", month=5, value=0.95, as_of=t1)])
+    later = evaluate(wh_path, run2, only("target_miss"), t1)
+    assert sorted((a.period, a.state, a.suppressed) for a in later) == [
+        ("2023-04", "resolved", False), ("2023-05", "firing", True)]
 
 
 def test_anomaly_against_the_regions_own_history(wh_path):

@@ -6,6 +6,7 @@ ignore. The report is opened in headless Chromium (installed from Debian
 when missing) to check it loads offline without errors and that every
 chart drew all its data points; its numbers are compared with SQL.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -64,8 +65,10 @@ def sql(warehouse, query: str, params=()) -> list[tuple]:
 
 
 def render(uri: str, region: str, period: str, out: Path) -> str:
-    assert report_main(["--warehouse", uri, "--region", region, "--period", period,
-                        "--out", str(out)]) == 0
+    assert (
+        report_main(["--warehouse", uri, "--region", region, "--period", period, "--out", str(out)])
+        == 0
+    )
     return out.read_text(encoding="utf-8")
 
 
@@ -121,15 +124,24 @@ def check_indicator_numbers(warehouse, html: str, region: str, period: str) -> s
     b = bounds(period)
     rows = {}
     for code, reg, pt, num, den, value, target, direction, meets in sql(
-            warehouse, "SELECT indicator_code, region_code, period_type, numerator, denominator,"
-            " value, target, direction, meets_target FROM indicator_values WHERE pipeline = 'nightly'"
-            " AND ((period_type = 'MONTH' AND period_start = ?) OR (period_type = 'YTD' AND"
-            " period_start = ?)) AND period_end = ?", [b["MONTH"][0], b["YTD"][0], b["MONTH"][1]]):
+        warehouse,
+        "SELECT indicator_code, region_code, period_type, numerator, denominator,"
+        " value, target, direction, meets_target FROM indicator_values WHERE pipeline = 'nightly'"
+        " AND ((period_type = 'MONTH' AND period_start = ?) OR (period_type = 'YTD' AND"
+        " period_start = ?)) AND period_end = ?",
+        [b["MONTH"][0], b["YTD"][0], b["MONTH"][1]],
+    ):
         margin = None
         if value is not None and target is not None:
             margin = value - target if direction == ">=" else target - value
-        rows[(code, reg, pt)] = {"value": value, "target": target, "numerator": num,
-                                 "denominator": den, "margin": margin, "meets": meets}
+        rows[(code, reg, pt)] = {
+            "value": value,
+            "target": target,
+            "numerator": num,
+            "denominator": den,
+            "margin": margin,
+            "meets": meets,
+        }
     checked = set()
     for n in numbers(html):
         if "indicator" not in n:
@@ -173,10 +185,15 @@ def test_report_numbers_equal_the_warehouse(warehouse, uri, tmp_path):
 def test_quality_and_provenance_numbers_equal_the_warehouse(warehouse, uri, tmp_path):
     html = render(uri, "640100", PERIOD, tmp_path / "r.html")
     items, b = numbers(html), bounds(PERIOD)
-    quality = {(rule, pt): {"checked": c, "failed": f, "pass_rate": p} for rule, pt, c, f, p in sql(
-        warehouse, "SELECT rule_id, period_type, checked, failed, pass_rate FROM quality_rule_results"
-        " WHERE region_code = '640100' AND period_end = ? AND period_start IN (?, ?)",
-        [b["MONTH"][1], b["MONTH"][0], b["YTD"][0]])}
+    quality = {
+        (rule, pt): {"checked": c, "failed": f, "pass_rate": p}
+        for rule, pt, c, f, p in sql(
+            warehouse,
+            "SELECT rule_id, period_type, checked, failed, pass_rate FROM quality_rule_results"
+            " WHERE region_code = '640100' AND period_end = ? AND period_start IN (?, ?)",
+            [b["MONTH"][1], b["MONTH"][0], b["YTD"][0]],
+        )
+    }
     shown = [n for n in items if "rule" in n]
     assert len(shown) == len(quality) * 3
     for n in shown:
@@ -186,18 +203,35 @@ def test_quality_and_provenance_numbers_equal_the_warehouse(warehouse, uri, tmp_
     failed = [quality[(r, "YTD")]["failed"] for r in order]
     assert failed == sorted(failed, reverse=True)
     # Example records are the region's (its counties'), masked as stored.
-    keys = {k for (k,) in sql(warehouse, "SELECT record_key FROM quality_failures"
-                                         " WHERE region_code IN ('640104', '640105', '640106')")}
-    examples = [line.split("<code>")[1].split("</code>")[0]
-                for line in html.splitlines() if "data-example-rule" in line]
+    keys = {
+        k
+        for (k,) in sql(
+            warehouse,
+            "SELECT record_key FROM quality_failures"
+            " WHERE region_code IN ('640104', '640105', '640106')",
+        )
+    }
+    examples = [
+        line.split("<code>")[1].split("</code>")[0]
+        for line in html.splitlines()
+        if "data-example-rule" in line
+    ]
     assert examples and set(examples) <= keys
     assert "640104********123X" in html
     # Provenance: the nightly run's stream counters.
-    counts = {(s, f): v for s, *vals in sql(
-        warehouse, "SELECT stream, read, accepted, duplicates, dead_lettered, late_dropped,"
-        " quality_failures FROM pipeline_run_streams WHERE run_id = ?", [RUN_ID])
-        for f, v in zip(("read", "accepted", "duplicates", "dead_lettered", "late_dropped",
-                         "quality_failures"), vals)}
+    counts = {
+        (s, f): v
+        for s, *vals in sql(
+            warehouse,
+            "SELECT stream, read, accepted, duplicates, dead_lettered, late_dropped,"
+            " quality_failures FROM pipeline_run_streams WHERE run_id = ?",
+            [RUN_ID],
+        )
+        for f, v in zip(
+            ("read", "accepted", "duplicates", "dead_lettered", "late_dropped", "quality_failures"),
+            vals,
+        )
+    }
     stream_items = [n for n in items if "run" in n]
     assert {(n["stream"], n["field"]) for n in stream_items} == set(counts)
     assert all(int(n["raw"]) == counts[(n["stream"], n["field"])] for n in stream_items)
@@ -215,12 +249,24 @@ def test_county_report_compares_it_with_its_neighbours(uri, tmp_path):
 
 def test_report_refuses_what_it_cannot_show(uri, tmp_path, capsys):
     out = tmp_path / "x.html"
-    assert report_main(["--warehouse", uri, "--region", "640100", "--period", "2022-11",
-                        "--out", str(out)]) == 2
-    assert report_main(["--warehouse", uri, "--region", "999999", "--period", PERIOD,
-                        "--out", str(out)]) == 2
-    assert report_main(["--warehouse", "duckdb:///nowhere/x.duckdb", "--region", "640100",
-                        "--period", PERIOD]) == 2
+    assert (
+        report_main(
+            ["--warehouse", uri, "--region", "640100", "--period", "2022-11", "--out", str(out)]
+        )
+        == 2
+    )
+    assert (
+        report_main(
+            ["--warehouse", uri, "--region", "999999", "--period", PERIOD, "--out", str(out)]
+        )
+        == 2
+    )
+    assert (
+        report_main(
+            ["--warehouse", "duckdb:///nowhere/x.duckdb", "--region", "640100", "--period", PERIOD]
+        )
+        == 2
+    )
     with pytest.raises(SystemExit):
         report_main(["--warehouse", uri, "--region", "640100", "--period", "2023-13"])
     assert not out.exists()
@@ -244,7 +290,9 @@ def check_in_browser(browser, warehouse, page: Path, region: str, shots: dict) -
     drew a mark per data point; a trend chart's points are the warehouse's."""
     seen = browser.visit(page.as_uri(), CHART_MARKS, shots)
     assert seen["errors"] == []
-    assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen["requests"]
+    assert all(u.startswith(("file:", "data:", "about:")) for u in seen["requests"]), seen[
+        "requests"
+    ]
     assert any("CJK" in f for f in seen["h1_fonts"]), seen["h1_fonts"]
     found = seen["value"]
     for c in found:
@@ -252,12 +300,19 @@ def check_in_browser(browser, warehouse, page: Path, region: str, shots: dict) -
     kinds = [c["chart"] for c in found]
     assert kinds.count("trend") == len(CODES) and kinds.count("quality") == 2
     year = int(page.read_text(encoding="utf-8").split('data-period="')[1][:4])
-    expected = dict(sql(warehouse, "SELECT indicator_code, count(value) FROM indicator_values"
-                                   " WHERE pipeline = 'nightly' AND region_code = ?"
-                                   " AND year(period_end) = ? AND period_type IN ('MONTH', 'YTD')"
-                                   " GROUP BY ALL", [region, year]))
+    expected = dict(
+        sql(
+            warehouse,
+            "SELECT indicator_code, count(value) FROM indicator_values"
+            " WHERE pipeline = 'nightly' AND region_code = ?"
+            " AND year(period_end) = ? AND period_type IN ('MONTH', 'YTD')"
+            " GROUP BY ALL",
+            [region, year],
+        )
+    )
     assert {c["indicator"]: c["count"] for c in found if c["chart"] == "trend"} == {
-        code: expected.get(code, 0) for code in CODES}
+        code: expected.get(code, 0) for code in CODES
+    }
     for shot in shots.values():
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     keep = os.environ.get("YIBAO_REPORT_ARTIFACTS")  # e.g. CI uploads them
@@ -291,9 +346,12 @@ def test_notebook_charts_from_a_path_or_a_connection(warehouse, uri):
         peers = charts.peers_chart(con, "I21", "640200", PERIOD)
         assert peers.count == 2 and peers.svg.count('class="mark ') == 2
         quality = charts.quality_chart(con, "640100", PERIOD)
-        failing = sql(warehouse, "SELECT count(*) FROM quality_rule_results WHERE region_code ="
-                                 " '640100' AND period_type = 'YTD' AND period_end = ? AND failed > 0",
-                      [bounds(PERIOD)["YTD"][1]])[0][0]
+        failing = sql(
+            warehouse,
+            "SELECT count(*) FROM quality_rule_results WHERE region_code ="
+            " '640100' AND period_type = 'YTD' AND period_end = ? AND failed > 0",
+            [bounds(PERIOD)["YTD"][1]],
+        )[0][0]
         assert quality.count == min(failing, 10)
     finally:
         con.close()
@@ -304,8 +362,16 @@ def test_notebook_charts_from_a_path_or_a_connection(warehouse, uri):
 
 def test_query_prints_a_number_from_sql(warehouse, uri, capsys):
     (want,) = sql(warehouse, "SELECT count(*) FROM indicator_values WHERE pipeline = 'nightly'")[0]
-    assert query_main(["--warehouse", uri,
-                       "SELECT count(*) AS n FROM indicator_values WHERE pipeline = 'nightly'"]) == 0
+    assert (
+        query_main(
+            [
+                "--warehouse",
+                uri,
+                "SELECT count(*) AS n FROM indicator_values WHERE pipeline = 'nightly'",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "n" in out and str(want) in out.split()
 
@@ -322,3 +388,29 @@ def test_query_prompt_reads_statements_until_semicolon(uri, monkeypatch, capsys)
     assert query_main(["--warehouse", uri]) == 0  # EOF ends it; the last ';' is optional
     out = capsys.readouterr().out
     assert "answer" in out and "42" in out.split() and "x" in out.split()
+
+
+# --- on a real nightly run ----------------------------------------------------------
+
+
+def test_report_on_a_real_nightly_run(browser, tmp_path):
+    """Generator -> nightly pipeline -> report: the numbers still match SQL."""
+    generate = pytest.importorskip("datagen.cli", reason="generator not there yet").generate_main
+    nightly = pytest.importorskip("pipelines.nightly")
+    data_dir, wh = tmp_path / "in", tmp_path / "warehouse.duckdb"
+    generate(["--out", str(data_dir), "--seed", "5", "--persons", "300"])
+    as_of = (data_dir / "as_of.txt").read_text().strip()
+    nightly.run(["--input", str(data_dir), "--warehouse", f"duckdb:///{wh}", "--as-of", as_of])
+    (end,) = sql(
+        wh,
+        "SELECT max(period_end) FROM indicator_values WHERE pipeline = 'nightly'"
+        " AND period_type = 'MONTH'",
+    )[0]
+    period = f"{end:%Y-%m}"
+    for region in ("640000", "640100"):
+        page = tmp_path / f"{region}.html"
+        html = render(f"duckdb:///{wh}", region, period, page)
+        check_indicator_numbers(wh, html, region, period)
+    check_in_browser(
+        browser, wh, tmp_path / "640000.html", "640000", {"top": tmp_path / "real-top.png"}
+    )

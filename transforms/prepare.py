@@ -65,7 +65,7 @@ def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None
         CREATE OR REPLACE TEMP TABLE setl AS
         SELECT *,
           {setl_date} AS _setl_date,
-          date_trunc('month', {setl_date}) AS month,
+          CAST(date_trunc('month', {setl_date}) AS DATE) AS month,
           left(med_type, 2) AS _category,
           left(med_type, 2) IN ({sql_list(INPATIENT_CATEGORIES)}) AS _inpatient,
           fix_blng_admdvs IN ({local_inst}) AS _local_inst,
@@ -96,7 +96,7 @@ def prepare_contributions(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> No
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE contrib AS
         SELECT *, {clct} AS _clct_date, {business_date_sql('upld_time')} AS _upld_date,
-               date_trunc('month', {clct}) AS month
+               CAST(date_trunc('month', {clct}) AS DATE) AS month
         FROM ({latest_sql('contribution', 'contribution_accepted', ctx.as_of)})""")
 
 
@@ -120,7 +120,7 @@ def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: lis
         CREATE OR REPLACE TEMP TABLE cases AS
         SELECT f.*, {business_date_sql('f.submitted_time')} AS _submitted_date,
                {business_date_sql('f.completed_time')} AS _completed_date,
-               date_trunc('month', {business_date_sql('f.submitted_time')}) AS _submitted_month,
+               CAST(date_trunc('month', {business_date_sql('f.submitted_time')}) AS DATE) AS _submitted_month,
                coalesce(m.online, FALSE) AS _online_capable,
                NOT ({_any(rule_ids('filing', 'blocking'))}) AS _pass_blocking
         FROM filing_verdicts f

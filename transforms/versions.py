@@ -10,8 +10,10 @@ different one a conflicting duplicate that goes to the dead letters.
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import duckdb
+import fastavro
 import pyarrow as pa
 
 import schemas
@@ -61,3 +63,12 @@ def latest_sql(stream: str, relation: str, as_of: dt.datetime, until: dt.date | 
         cond += f" AND CAST(event_time AT TIME ZONE 'Asia/Shanghai' AS DATE) <= DATE '{until.isoformat()}'"
     return f"""SELECT * FROM {relation} WHERE {cond}
         QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_time DESC, event_id DESC) = 1"""
+
+
+def encode_record(stream: str, row: dict) -> bytes:
+    """A decoded record re-encoded as schemaless Avro with the contract:
+    the quarantined bytes of a conflicting duplicate."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schemas.load(stream).parsed,
+                               {k: v for k, v in row.items() if not k.startswith("_")})
+    return buf.getvalue()

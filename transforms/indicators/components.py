@@ -118,12 +118,12 @@ def _completion(code: str, where: str, n_expr: str, as_of_date: dt.date) -> str:
     open at as_of whose deadline falls in the period before as_of's date."""
     return f"""
         SELECT insu_admdvs AS attr, month, sum(on_time) AS num, count(*) AS den FROM (
-          SELECT c.insu_admdvs, date_trunc('month', c._completed_date) AS month,
+          SELECT c.insu_admdvs, CAST(date_trunc('month', c._completed_date) AS DATE) AS month,
                  CAST(c._completed_date <= d.deadline AS INT) AS on_time
           FROM cases_biz c JOIN deadlines d ON d.start = c._submitted_date AND d.n = {n_expr}
           WHERE c.status = 'COMPLETED' AND {where}
           UNION ALL
-          SELECT c.insu_admdvs, date_trunc('month', d.deadline), 0
+          SELECT c.insu_admdvs, CAST(date_trunc('month', d.deadline) AS DATE), 0
           FROM cases_biz c JOIN deadlines d ON d.start = c._submitted_date AND d.n = {n_expr}
           WHERE c.status IN ('SUBMITTED', 'ACCEPTED') AND {where}
             AND d.deadline < DATE '{as_of_date.isoformat()}'
@@ -150,7 +150,7 @@ def case_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> list[Com
     out += _rows(con, "I24", _completion("I24", "TRUE", n["I24"], ctx.as_of_date))
     out += _rows(con, "S03", _completion("S03", "c.matter_code = 'MANUAL_REIMB'", n["S03"], ctx.as_of_date))
     out += _rows(con, "S04", _completion("S04", "c.matter_code = 'TRANSFER'", n["S04"], ctx.as_of_date))
-    completed = "SELECT *, date_trunc('month', _completed_date) AS month FROM cases_biz WHERE status = 'COMPLETED'"
+    completed = "SELECT *, CAST(date_trunc('month', _completed_date) AS DATE) AS month FROM cases_biz WHERE status = 'COMPLETED'"
     out += _rows(con, "I25", f"""
         SELECT insu_admdvs AS attr, month, count(*) FILTER (channel IN ({online})) AS num,
                count(*) AS den
