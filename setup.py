@@ -44,7 +44,7 @@ setup(
         "polars-avro>=0.13,<0.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6"],
+        "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4"],
     },
     entry_points={"console_scripts": ["yibao=pipelines.cli:main"]},
 )

@@ -186,7 +186,8 @@ def add_corrections(ctx: Context, records: list[dict]) -> list[dict]:
         tries += 1
         old = single[rng.randrange(len(single))]
         key = (old["psn_no"], old["insutype"])
-        if key in taken or old["event_time"] + 31 * tb.DAY_MS > ctx.as_of:
+        if (key in taken or "_nodefect" in old
+                or old["event_time"] + 31 * tb.DAY_MS > ctx.as_of):
             continue
         taken.add(key)
         kind = rng.choices(kinds, weights=weights)[0]
@@ -211,3 +212,22 @@ def add_corrections(ctx: Context, records: list[dict]) -> list[dict]:
         records.append(new)
         entries.append(entry)
     return entries
+
+
+def boundary_cases(ctx: Context, records: list[dict]) -> list[list[str]]:
+    """Newborns enrolled on their birth day before 08:00 Beijing: birth date
+    and crt_insu_date equal the business date of event_time (the previous
+    UTC day), so E01 and E07 pass only when evaluated in Asia/Shanghai."""
+    rng = random.Random(ctx.seed * 1_000 + 21)
+    persons: dict[str, int] = {}
+    for r in records:
+        persons[r["psn_no"]] = persons.get(r["psn_no"], 0) + 1
+    newborn = [r for r in records if r["brdy"] >= ctx.first_day and r["psn_cert_type"] == "01"
+               and persons[r["psn_no"]] == 1]
+    keys = []
+    for rec in rng.sample(newborn, min(len(newborn), ctx.scaled(0.0003 * len(records)))):
+        rec["crt_insu_date"] = rec["brdy"]
+        rec["event_time"] = tb.at(rec["brdy"], rng.randrange(300, 7 * 3600 + 3000))
+        rec["_nodefect"] = True
+        keys.append([rec["psn_no"], rec["insutype"]])
+    return keys

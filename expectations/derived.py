@@ -7,6 +7,7 @@ both paths see the same Asia/Shanghai dates.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import duckdb
@@ -59,7 +60,12 @@ def ge_frame(stream: str, data):
     types, plus the derived columns, in the input's row order.  Going through
     Arrow keeps money exact (``Decimal`` objects; DuckDB's ``.df()`` would give
     floats) and dates as ``datetime.date``."""
-    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, pa.Table):
+        table = data
+    else:
+        with warnings.catch_warnings():  # pyarrow reads tz-aware columns through a deprecated pandas path
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            table = pa.Table.from_pandas(data, preserve_index=False)
     fields = [f for f in schemas.load(stream).arrow if f.name in table.column_names]
     casts = ", ".join(f'CAST("{f.name}" AS {_duckdb_type(f.type)}) AS "{f.name}"' for f in fields)
     con = duckdb.connect()

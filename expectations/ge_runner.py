@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
 
 import great_expectations as gx  # noqa: E402
 from great_expectations.data_context.types.base import (  # noqa: E402
@@ -52,13 +53,24 @@ def ge_suite(stream: str) -> gx.ExpectationSuite:
 def ge_failures(stream: str, df, ref) -> dict[str, set[int]]:
     frame = ge_frame(stream, df)  # contract types + derived columns, RangeIndex = positions
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(ge_suite(stream), result_format=RESULT_FORMAT,
-                            expectation_parameters=suite_parameters(ref))
+    with warnings.catch_warnings():  # GE's own pandas 3 deprecations, not ours to fix
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        result = batch.validate(ge_suite(stream), result_format=RESULT_FORMAT,
+                                expectation_parameters=suite_parameters(ref))
     failures: dict[str, set[int]] = {r.rule_id: set() for r in rules(stream)}
     for res in result.results:
         config = res.expectation_config
-        if res.exception_info and res.exception_info.get("raised_exception"):
-            raise RuntimeError(f"{config.type} ({config.meta['rule_id']}) raised: "
-                               f"{res.exception_info.get('exception_message')}")
+        # GE catches exceptions into the result: a rule that could not run must not pass silently
+        if errors := _errors(res.exception_info):
+            raise RuntimeError(f"{config.type} ({config.meta['rule_id']}) raised: {'; '.join(errors)}")
         failures[config.meta["rule_id"]].update(int(i) for i in res.result.get("unexpected_index_list") or ())
     return failures
+
+
+def _errors(info) -> list[str]:
+    """Exception messages in an exception_info (flat, or keyed by metric)."""
+    if not info:
+        return []
+    if "raised_exception" in info:
+        return [str(info.get("exception_message"))] if info["raised_exception"] else []
+    return [m for value in info.values() if isinstance(value, dict) for m in _errors(value)]

@@ -35,9 +35,16 @@ def _demo(argv: list[str]) -> int:
     return demo_main(argv) or 0
 
 
+def _alerts(argv: list[str]) -> int:
+    from alerting.cli import alerts_main
+
+    return alerts_main(argv) or 0
+
+
 COMMANDS = {
     "generate": (_generate, "write synthetic Avro streams, reference data and truth.json"),
     "nightly": (_nightly, "run the nightly indicator refresh (Beam batch pipeline)"),
+    "alerts": (_alerts, "evaluate data-quality alerts, or send a test alert to a channel"),
     "demo": (_demo, "generate demo data, run nightly on DuckDB, print the scorecard"),
 }
 

@@ -189,7 +189,19 @@ def run(argv: list[str] | None = None) -> str:
         raise
     end(opts.warehouse, run_id, "succeeded")
     log.info("nightly run %s succeeded", run_id)
+    _alert(opts, run_id)
     return run_id
+
+
+def _alert(opts: NightlyOptions, run_id: str) -> None:
+    """Data-quality alerts after a published run; alerting never fails a run
+    whose results are already in the warehouse."""
+    try:
+        import alerting
+
+        alerting.evaluate(opts.warehouse, run_id, config=opts.config)
+    except Exception:  # noqa: BLE001 - logged, the run itself succeeded
+        log.exception("alert evaluation after run %s failed", run_id)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ def D(x) -> Decimal:
 
 
 def institution(county: str = "640104") -> str:
-    return next(i["fixmedins_code"] for i in reference.load().institutions
-                if i["admdvs"] == county and i["kind"] == "H")
+    """A listed hospital of a local county; elsewhere a well-formed code."""
+    return next((i["fixmedins_code"] for i in reference.load().institutions
+                 if i["admdvs"] == county and i["kind"] == "H"), f"H{county}00001")
 
 
 def settlement(setl_id: str, setl_time: dt.datetime, **over) -> dict:
@@ -87,3 +88,57 @@ def older_schema(stream: str, drop: str) -> dict:
     avro = json.loads(json.dumps(schemas.load(stream).avro))
     avro["fields"] = [f for f in avro["fields"] if f["name"] != drop]
     return avro
+
+
+def resident_id(region6: str, birth: dt.date, seq: int = 1, male: bool = True) -> str:
+    from stdnum.cn import ric
+
+    seq3 = seq * 2 + (1 if male else 0)
+    body = f"{region6}{birth:%Y%m%d}{seq3 % 1000:03d}"
+    return body + ric.calc_check_digit(body)
+
+
+def enrolment(psn_no: str, event_time: dt.datetime, **over) -> dict:
+    birth = dt.date(1980, 5, 17)
+    rec = {
+        "event_id": f"ev-{next(_ids)}", "event_time": event_time, "psn_no": psn_no,
+        "psn_cert_type": "01", "certno": resident_id("640104", birth, next(_ids)),
+        "psn_name": "张三", "gend": "1", "brdy": birth, "insutype": "390", "psn_insu_stas": "1",
+        "insu_admdvs": "640104", "emp_no": None, "crt_insu_date": dt.date(2020, 1, 1),
+        "paus_insu_date": None,
+    }
+    rec.update(over)
+    return rec
+
+
+def contribution(clct_time: dt.datetime, upld_time: dt.datetime, **over) -> dict:
+    rec = {
+        "event_id": f"ev-{next(_ids)}", "event_time": upld_time, "psn_no": f"P{next(_ids)}",
+        "insutype": "390", "insu_admdvs": "640104", "accrym_begn": f"{clct_time:%Y%m}",
+        "accrym_end": f"{clct_time:%Y%m}", "clct_type": "10", "psn_clct_amt": D(380),
+        "emp_clct_amt": D(0), "oth_clct_amt": D(0), "clct_time": clct_time, "upld_time": upld_time,
+    }
+    rec.update(over)
+    return rec
+
+
+def case(case_id: str, submitted: dt.datetime, completed: dt.datetime | None, **over) -> dict:
+    rec = {
+        "event_id": f"ev-{next(_ids)}", "event_time": completed or submitted, "case_id": case_id,
+        "matter_code": "ENROL", "insu_admdvs": "640104", "channel": "ONLINE",
+        "cross_province": False, "status": "COMPLETED" if completed else "ACCEPTED",
+        "submitted_time": submitted, "completed_time": completed, "promised_working_days": 0,
+        "rating": None,
+    }
+    rec.update(over)
+    return rec
+
+
+def settlement_list(setl_id: str, upload_time: dt.datetime, **over) -> dict:
+    rec = {
+        "event_id": f"ev-{next(_ids)}", "event_time": upload_time, "setl_id": setl_id,
+        "fixmedins_code": institution(), "upload_time": upload_time,
+        "diag_codes": ["I10.x00x002"], "oprn_codes": [],
+    }
+    rec.update(over)
+    return rec

@@ -135,8 +135,10 @@ def _month_end(month: int) -> dt.date:
 
 def _components(rnd, code: str, county: str, month: int) -> tuple[Decimal, Decimal]:
     """County-month numerator / denominator; some 0/0, money with cents."""
-    if code == "I21" and county == "640205" and month % 3 == 0:
+    if code == "I21" and county == "640106" and month in (3, 6, 9, 11):
         return Decimal(0), Decimal(0)  # no filings: value null, no verdict
+    if code == "I19" and month == 11 and county.startswith("6401"):
+        return Decimal(0), Decimal(0)  # a whole pooling region without data: a gap
     if code in ("R01", "R02", "R03", "R04", "R05", "I17"):  # money sums
         den = Decimal(rnd.randint(500_000_00, 900_000_00)) / 100
         return (den * Decimal(rnd.uniform(0.45, 0.95))).quantize(Decimal("0.01")), den

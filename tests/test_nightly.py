@@ -144,8 +144,8 @@ def _business_content(path):
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
                 "ORDER BY ordinal_position", [name]).fetchall()
                 if c not in ("run_id", "computed_at", "received_at")]
-            if name in ("pipeline_runs", "pipeline_run_streams"):
-                continue
+            if name in ("pipeline_runs", "pipeline_run_streams", "dq_alerts"):
+                continue  # logs of runs and of alerts raised: a re-run adds to them by design
             sel = ", ".join(f'"{c}"' for c in cols)
             out[name] = sorted(map(repr, con.execute(f"SELECT {sel} FROM {name}").fetchall()))
     finally:

@@ -205,3 +205,23 @@ def test_compiled_sql_flags_exactly_the_rows_great_expectations_flags(stream):
             f"{rule}: flagged only by SQL at {sorted(only_sql)[:10]}, only by GE at {sorted(only_ge)[:10]}")
         # the data set exercises every rule both ways
         assert 0 < len(compiled[rule]) < table.num_rows, f"{rule} flags {len(compiled[rule])} rows"
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # inside DuckDB's .df()
+def test_ge_failures_accepts_a_frame_from_duckdb_df():
+    """DuckDB's .df() gives float money and datetime64 dates: ge_frame casts them
+    back to the contract types, so the verdicts do not change."""
+    import duckdb
+
+    table = arrow_table("settlement", random_rows("settlement", 300, seed=7))
+    con = duckdb.connect()
+    con.register("settlement", table)
+    frame = con.sql("SELECT * FROM settlement").df()
+    assert frame["medfee_sumamt"].dtype == "float64"
+    assert expectations.ge_failures("settlement", frame, REF) == expectations.ge_failures("settlement", table, REF)
+
+
+def test_a_rule_great_expectations_could_not_run_raises():
+    table = arrow_table("settlement", [BASE["settlement"]()]).drop_columns(["fixmedins_code"])
+    with pytest.raises(RuntimeError, match="T01"):
+        expectations.ge_failures("settlement", table, REF)

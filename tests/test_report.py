@@ -180,6 +180,8 @@ def test_report_numbers_equal_the_warehouse(warehouse, uri, tmp_path):
                 assert (code, county, pt, "value") in checked
     assert {r for _, r, _, _ in checked} == {"640100", "640104", "640105", "640106"}
     assert STREAM_RUN_ID not in html and RUN_ID in html  # stream rows never shown
+    # 0/0 rows: no value, no verdict, shown as such.
+    assert 'data-field="value" data-raw="">–<' in html and "无数据" in html
 
 
 def test_quality_and_provenance_numbers_equal_the_warehouse(warehouse, uri, tmp_path):
