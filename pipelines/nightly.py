@@ -174,6 +174,10 @@ def run(argv: list[str] | None = None) -> str:
 
     options = PipelineOptions(argv)
     opts = options.view_as(NightlyOptions)
+    if not opts.input:
+        raise SystemExit("yibao nightly: --input DIR is required")
+    if "://" not in opts.input:
+        opts.input = os.path.abspath(opts.input)  # dead letters' sources are under it
     options.view_as(SetupOptions).save_main_session = False
     ctx = make_context(opts)
     run_id = str(uuid.uuid4())
@@ -189,7 +193,8 @@ def run(argv: list[str] | None = None) -> str:
         raise
     end(opts.warehouse, run_id, "succeeded")
     log.info("nightly run %s succeeded", run_id)
-    _alert(opts, run_id)
+    if not opts.no_alerts:
+        _alert(opts, run_id)
     return run_id
 
 

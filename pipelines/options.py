@@ -10,7 +10,9 @@ DEFAULT_WAREHOUSE = "duckdb:///var/warehouse.duckdb"
 class NightlyOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--input", required=True,
+        # Not argparse-required: Beam parses every PipelineOptions subclass for
+        # any pipeline in the process, so run() checks it instead.
+        parser.add_argument("--input", default=None,
                             help="Input root: <input>/<stream>/*.avro (local path or gs://)")
         parser.add_argument("--warehouse", default=DEFAULT_WAREHOUSE,
                             help="duckdb:///path/file.duckdb (relative to the working directory "
@@ -23,6 +25,8 @@ class NightlyOptions(PipelineOptions):
                             help="Reference CSV directory; default <input>/reference")
         parser.add_argument("--config", default=None,
                             help="YAML overriding the shipped targets and parameters")
+        parser.add_argument("--no_alerts", "--no-alerts", dest="no_alerts", action="store_true",
+                            help="Skip alert evaluation after the run (e.g. for a backfill)")
         parser.add_argument("--quarantine", default=None,
                             help="Where dead letters' raw bytes go; default <warehouse dir>/quarantine")
 

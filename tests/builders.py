@@ -95,7 +95,7 @@ def resident_id(region6: str, birth: dt.date, seq: int = 1, male: bool = True) -
 
     seq3 = seq * 2 + (1 if male else 0)
     body = f"{region6}{birth:%Y%m%d}{seq3 % 1000:03d}"
-    return body + ric.calc_check_digit(body)
+    return body + ric.calc_check_digit(body + "0")  # it reads the first 17 of 18 characters
 
 
 def enrolment(psn_no: str, event_time: dt.datetime, **over) -> dict:

@@ -24,11 +24,11 @@ from ._rowwise import frame_columns, rowwise
 _KEYS = ("cert_type", "province_prefixes", "earliest_birth_date")
 
 
-def _born(cert_type, certno, as_of, wanted_type, prefixes, earliest):
+def _born(cert_type, certno, as_of, wanted_type, prefixes, earliest: dt.date):
     """(applies, birth date or None): the ID is checked only for the wanted certificate type."""
     if cert_type != wanted_type:
         return False, None
-    return True, birth_date(certno, as_of, prefixes, dt.date.fromisoformat(earliest))
+    return True, birth_date(certno, as_of, prefixes, earliest)
 
 
 class ResidentIdValid(MulticolumnMapMetricProvider):
@@ -37,10 +37,10 @@ class ResidentIdValid(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, cert_type, province_prefixes, earliest_birth_date, **kwargs):
-        prefixes = frozenset(province_prefixes)
+        prefixes, earliest = frozenset(province_prefixes), dt.date.fromisoformat(earliest_birth_date)
 
         def passes(ctype, certno, as_of):
-            applies, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest_birth_date)
+            applies, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest)
             return not applies or born is not None
 
         return rowwise(passes, *frame_columns(column_list))
@@ -52,10 +52,10 @@ class GenderMatchesResidentId(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, cert_type, province_prefixes, earliest_birth_date, **kwargs):
-        prefixes = frozenset(province_prefixes)
+        prefixes, earliest = frozenset(province_prefixes), dt.date.fromisoformat(earliest_birth_date)
 
         def passes(ctype, certno, as_of, gend):
-            _, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest_birth_date)
+            _, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest)
             return born is None or gend == gender(certno)
 
         return rowwise(passes, *frame_columns(column_list))
@@ -67,10 +67,10 @@ class BirthDateMatchesResidentId(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list, cert_type, province_prefixes, earliest_birth_date, **kwargs):
-        prefixes = frozenset(province_prefixes)
+        prefixes, earliest = frozenset(province_prefixes), dt.date.fromisoformat(earliest_birth_date)
 
         def passes(ctype, certno, as_of, brdy):
-            _, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest_birth_date)
+            _, born = _born(ctype, certno, as_of, cert_type, prefixes, earliest)
             return born is None or brdy == born
 
         return rowwise(passes, *frame_columns(column_list))
