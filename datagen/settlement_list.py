@@ -25,7 +25,6 @@ def generate(ctx: Context, settlements: list[dict]) -> tuple[list[dict], list[di
     """(lists, after_as_of entries)."""
     rng = ctx.rng("settlement_list")
     late_share, missing_share = 0.07 * ctx.defect_rate, 0.03 * ctx.defect_rate
-    after_share = 0.0008 * ctx.defect_rate
     out: list[dict] = []
     after: list[dict] = []
     seen: set[str] = set()
@@ -47,15 +46,12 @@ def generate(ctx: Context, settlements: list[dict]) -> tuple[list[dict], list[di
         for up in uploads:
             if up > ctx.as_of:
                 break  # not received yet
-            emitted_late = rng.random() < after_share
-            if emitted_late:  # received before as_of, emitted after: a run at as_of ignores it
-                event_time = ctx.as_of + rng.randrange(tb.MINUTE_MS, 5 * tb.DAY_MS)
-            else:
-                event_time = min(up + rng.randrange(1, 300) * 1000, ctx.as_of)
-            rec = _list(rng, s, up, event_time)
-            out.append(rec)
-            if emitted_late:
-                after.append({"setl_id": sid, "event_id": rec["event_id"]})
+            event_time = min(up + rng.randrange(1, 300) * 1000, ctx.as_of)
+            out.append(_list(rng, s, up, event_time))
+    # received before as_of but emitted after it: a run at as_of ignores them
+    for rec in rng.sample(out, min(len(out), ctx.scaled(0.0008 * len(out)))):
+        rec["event_time"] = ctx.as_of + rng.randrange(tb.MINUTE_MS, 5 * tb.DAY_MS)
+        after.append({"setl_id": rec["setl_id"], "event_id": rec["event_id"]})
     return out, after
 
 
