@@ -55,6 +55,7 @@ class Delivery:
 def _simple(rec: dict, versions: dict, reversed_ids: set) -> bool:
     """A plain record nothing else refers to: safe to move into a damaged file."""
     return ("_rules" not in rec and "_nodefect" not in rec and "_fix_defect" not in rec
+            and "_role" not in rec
             and rec["refd_setl_flag"] == "0" and versions[rec["setl_id"]] == 1
             and rec["setl_id"] not in reversed_ids and rec["_cat"] in ("41", "11", "12", "16"))
 

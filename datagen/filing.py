@@ -30,7 +30,7 @@ class FilingGenerator:
         self.records: list[dict] = []
         self.after_as_of: list[dict] = []
         self.late_share = 0.015 * ctx.defect_rate
-        self.after_share = 0.3 * ctx.defect_rate
+        self.pending: list[tuple] = []  # completions that happen after as_of
         self._applicable = {}
         self.matters = list(codes.MATTER_VOLUME)
         self.matter_w = list(codes.MATTER_VOLUME.values())
@@ -121,13 +121,18 @@ class FilingGenerator:
         for status, t, completed, rating in events:
             t = max(t, last + 1000)  # strictly increasing: the last event is the latest
             last = t
-            if t > ctx.as_of:
-                if completed is not None and rng.random() < self.after_share:
-                    rec = self._event(case, status, t, completed, rating)
-                    self.after_as_of.append({"case_id": case["case_id"],
-                                             "event_id": rec["event_id"]})
-                return  # not delivered by as_of: the case is still open then
+            if t > ctx.as_of:  # not delivered by as_of: the case is still open then
+                if completed is not None:
+                    self.pending.append((case, status, t, completed, rating))
+                return
             self._event(case, status, t, completed, rating)
+
+    def deliver_some_after_as_of(self) -> None:
+        """A few completions emitted after as_of (a run at as_of ignores them)."""
+        n = min(len(self.pending), self.ctx.scaled(0.001 * self.ctx.counters.get("case", 0)))
+        for case, status, t, completed, rating in self.rng.sample(self.pending, n):
+            rec = self._event(case, status, t, completed, rating)
+            self.after_as_of.append({"case_id": case["case_id"], "event_id": rec["event_id"]})
 
     def _event(self, case: dict, status: str, event_time: int, completed, rating) -> dict:
         rec = {"event_id": new_uuid(self.rng), "event_time": event_time, **case,
@@ -138,4 +143,6 @@ class FilingGenerator:
 
 def generate(ctx: Context) -> tuple[list[dict], list[dict]]:
     gen = FilingGenerator(ctx)
-    return gen.generate(), gen.after_as_of
+    gen.generate()
+    gen.deliver_some_after_as_of()
+    return gen.records, gen.after_as_of

@@ -70,7 +70,7 @@ def add_versions(gen: SettlementGenerator) -> None:
             again_time = rev_time + rng.randrange(10 * tb.MINUTE_MS, 2 * tb.DAY_MS)
             again = dict(orig, event_id=new_uuid(rng), setl_time=again_time,
                          setl_id=gen._setl_id(orig["fix_blng_admdvs"], again_time),
-                         event_time=again_time + _small_delay(rng))
+                         event_time=again_time + _small_delay(rng), _role="resettlement")
             again.update(_resplit(gen, orig, rng.uniform(0.85, 1.0)))
             gen.records.append(again)
             entry["resettled_as"] = again["setl_id"]

@@ -308,9 +308,13 @@ def test_layout(generated, truth):
     assert on_disk == set(truth["files"])
 
 
+@pytest.fixture(scope="module")
+def found(generated, decoded) -> dict[str, set]:
+    return rule_failures(generated, decoded)
+
+
 @pytest.mark.parametrize("rule", ALL_RULES)
-def test_rule_violations_match_truth(rule, generated, decoded, truth):
-    found = rule_failures(generated, decoded)
+def test_rule_violations_match_truth(rule, found, truth):
     assert truth["rules"][rule]["count"] >= 3, "every rule should have several violations"
     assert truth["rules"][rule]["count"] == len(truth["rules"][rule]["keys"])
     assert found.get(rule, set()) == truth_keys(truth, rule)

@@ -42,8 +42,10 @@ def rows(name, records):
     return pa.Table.from_pylist(records, schema=pa.schema(keep))
 
 
-def iv(code, region, level, period, num, den, target=0.9, pipeline="nightly", components=None):
+def iv(code, region, level, period, num, den, target, pipeline="nightly", components=None):
     value = None if den == 0 else num / den
+    direction = "<=" if code == "C01" else ">="
+    meets = None if value is None else (value <= target if direction == "<=" else value >= target)
     return {
         "indicator_code": code,
         "region_code": region,
@@ -55,8 +57,8 @@ def iv(code, region, level, period, num, den, target=0.9, pipeline="nightly", co
         "denominator": Decimal(den),
         "value": value,
         "target": target,
-        "direction": ">=",
-        "meets_target": None if value is None else value >= target,
+        "direction": direction,
+        "meets_target": meets,
         "components": components,
         "as_of": AS_OF,
         "pipeline": pipeline,
@@ -297,8 +299,9 @@ def test_publish_twice_same_content_is_identical_but_for_run_id_and_computed_at(
     second = snapshot(wh)
 
     # Runs and their per-stream counters gain the new run's rows; nothing else changes.
-    assert [r[0] for r in second.pop("pipeline_runs")] == ["r1", "r2"]
-    first.pop("pipeline_runs")
+    second.pop("pipeline_runs"), first.pop("pipeline_runs")
+    runs = wh.con.execute("SELECT run_id, status FROM pipeline_runs ORDER BY 1").fetchall()
+    assert runs == [("r1", "succeeded"), ("r2", "succeeded")]
     streams = wh.con.execute("SELECT run_id FROM pipeline_run_streams ORDER BY 1").fetchall()
     assert streams == [("r1",), ("r2",)]
     assert second.pop("pipeline_run_streams") == first.pop("pipeline_run_streams") * 2
@@ -381,12 +384,11 @@ def test_failure_inside_publish_rolls_everything_back(wh, monkeypatch):
 
     monkeypatch.setattr(DuckDBWarehouse, "_write_table", write_then_fail)
     data = content()
-    for name in ("indicator_values", "dim_region"):  # new values that must not land
-        data[name] = data[name].set_column(
-            data[name].schema.get_field_index("region_code"),
-            "region_code",
-            pa.array(["650000"] * data[name].num_rows),
-        )
+    for name, col in (("indicator_values", "value"), ("dim_region", "name")):
+        # New values that must not land.
+        t = data[name]
+        i = t.schema.get_field_index(col)
+        data[name] = t.set_column(i, t.field(i), pa.array([None] * t.num_rows, t.field(i).type))
     wh.begin_run("r2", "nightly", "FnApiRunner", AS_OF, AS_OF, {})
     with pytest.raises(RuntimeError, match="disk on fire"):
         wh.publish("r2", data, SCOPES)
