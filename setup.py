@@ -29,6 +29,7 @@ setup(
         "reference": ["*/*.csv"],
         "pipelines": ["*.yaml"],
         "expectations": ["suites/*.json"],
+        "report": ["templates/*.j2"],
     },
     install_requires=[
         "apache-beam[gcp]>=2.77,<2.78",
@@ -41,10 +42,11 @@ setup(
         "python-stdnum>=1.20,<3",
         "rich>=13,<16",
         "pyyaml>=6,<7",
+        "jinja2>=3.1,<4",
         "polars-avro>=0.13,<0.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4"],
+        "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12"],
     },
     entry_points={"console_scripts": ["yibao=pipelines.cli:main"]},
 )

@@ -41,10 +41,24 @@ def _alerts(argv: list[str]) -> int:
     return alerts_main(argv) or 0
 
 
+def _report(argv: list[str]) -> int:
+    from report.cli import report_main
+
+    return report_main(argv) or 0
+
+
+def _query(argv: list[str]) -> int:
+    from report.cli import query_main
+
+    return query_main(argv) or 0
+
+
 COMMANDS = {
     "generate": (_generate, "write synthetic Avro streams, reference data and truth.json"),
     "nightly": (_nightly, "run the nightly indicator refresh (Beam batch pipeline)"),
     "alerts": (_alerts, "evaluate data-quality alerts, or send a test alert to a channel"),
+    "report": (_report, "self-evaluation report (HTML) of a region and month"),
+    "query": (_query, "run SQL read-only against the DuckDB warehouse"),
     "demo": (_demo, "generate demo data, run nightly on DuckDB, print the scorecard"),
 }
 

@@ -72,6 +72,12 @@ def demo_main(argv: list[str]) -> int:
     path = args.warehouse.removeprefix("duckdb:///")
     console.print(scorecard(path))
     console.print(f"run {run_id}; warehouse: {os.path.abspath(path)}")
+    from report.cli import report_main
+
+    report = os.path.abspath(os.path.join(os.path.dirname(path) or ".", f"report-640000-{as_of[:7]}.html"))
+    report_main(["--warehouse", args.warehouse, "--region", "640000", "--period", as_of[:7],
+                 "--out", report])
+    console.print(f"self-evaluation report: {report}")
     console.print("try: .venv/bin/python -c \"import duckdb; print(duckdb.connect("
                   f"'{path}', read_only=True).sql('SELECT * FROM v_region_scorecard LIMIT 5'))\"")
     return 0
