@@ -75,7 +75,7 @@ def split(rng: random.Random, cat: str, insutype: str, person, medfee: int,
     if person.disabled_serviceman and inpatient:
         hifdm = rest // 2
         rest -= hifdm
-    if person.assist in ASSIST_SHARE and (inpatient or cat == "14") and not offsite:
+    if person.assist in ASSIST_SHARE and not offsite:  # 医疗救助, outpatient included
         maf = int(rest * u(*ASSIST_SHARE[person.assist]))
         rest -= maf
     if inpatient and rng.random() < 0.004:

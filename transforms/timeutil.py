@@ -43,7 +43,9 @@ def _warn_unknown_year(year: int) -> None:
     log.warning("chinesecalendar has no data for %s: using Monday-Friday working days", year)
 
 
+@functools.lru_cache(maxsize=65536)
 def is_working_day(day: dt.date) -> bool:
+    # Cached: chinesecalendar validates its whole table on every call.
     try:
         return chinese_calendar.is_workday(day)
     except NotImplementedError:
@@ -51,6 +53,7 @@ def is_working_day(day: dt.date) -> bool:
         return day.weekday() < 5
 
 
+@functools.lru_cache(maxsize=65536)
 def deadline(start: dt.date, working_days: int) -> dt.date:
     """deadline(d, 0) = d if working, else the next working day;
     deadline(d, N>0) = the N-th working day after d (INDICATORS.md)."""
