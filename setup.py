@@ -28,7 +28,7 @@ setup(
         "schemas": ["*.avsc"],
         "reference": ["*/*.csv"],
         "pipelines": ["*.yaml"],
-        "expectations": ["suites/*.json"],
+        "expectations": ["suites/*.json", "vendor/**/*"],
         "report": ["templates/*.j2"],
     },
     install_requires=[
@@ -43,7 +43,7 @@ setup(
         "rich>=13,<16",
         "pyyaml>=6,<7",
         "jinja2>=3.1,<4",
-        "polars-avro>=0.13,<0.14",
+        "polars>=2.1,<2.2",  # pl.read_avro: the fast Avro decoder (transforms/decode.py)
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12"],

@@ -13,17 +13,11 @@ from typing import Any
 
 import duckdb
 
+from warehouse import duckdb_path
 from warehouse.duckdb_store import DuckDBWarehouse, connect
 
 DQ_ALERTS_COLUMNS = ("alert_id", "raised_at", "kind", "subject", "region_code", "period",
                      "observed", "threshold", "message", "channels", "suppressed")
-
-
-def duckdb_path(uri: str) -> str:
-    """``duckdb:///rel/path`` or ``duckdb:////abs/path`` (or a plain path) -> path."""
-    if uri.startswith("bigquery://"):
-        raise NotImplementedError("alerting evaluates DuckDB warehouses only (so far)")
-    return uri.removeprefix("duckdb:///") if uri.startswith("duckdb:///") else uri
 
 
 class Store:

@@ -38,6 +38,11 @@ class Context:
         self.province = self.ref.province.code
         pop = {(p["county_code"], p["year"]): p["registered_population"]
                for p in self.ref.population}
+        self.local_codes = frozenset(self.counties) | frozenset(self.cities) | {self.province}
+        self.institution_codes = frozenset(i["fixmedins_code"] for i in self.ref.institutions)
+        # regions where the 石嘴山-only long-term-care matter applies (F03 defects)
+        self.ltc_regions = frozenset(r for r in self.local_codes
+                                     if "LTC_ASSESS" in self.ref.applicable_matters(r))
         year = self.months[0].year
         self.county_weights = [pop.get((c, year), pop.get((c, 2023), 100_000))
                                for c in self.counties]

@@ -13,8 +13,6 @@ break in ``_rules``; truth.py lists the keys whose latest version does.
 """
 from __future__ import annotations
 
-import random
-
 from datagen import codes, identity
 from datagen import timebase as tb
 from datagen.context import Context, new_uuid
@@ -271,7 +269,9 @@ def f02(rng, rec, ctx) -> str:
             return "closed_without_completed_time"
         rec["completed_time"] = rec["submitted_time"] - rng.randrange(tb.MINUTE_MS, 2 * tb.DAY_MS)
         return "completed_before_submitted"
-    rec["completed_time"] = rec["submitted_time"] + rng.randrange(tb.MINUTE_MS, tb.DAY_MS)
+    # between submission and the event, so the event is not earlier than its business time
+    rec["completed_time"] = rec["submitted_time"] + rng.randrange(
+        max(1, rec["event_time"] - rec["submitted_time"]))
     return "open_with_completed_time"
 
 
@@ -299,9 +299,6 @@ SUPERSEDED = {"enrolment": ("E01", "E02", "E03", "E04", "E06", "E07", "E08"),
 
 def inject(ctx: Context, streams: dict[str, list[dict]]) -> None:
     rng = ctx.rng("defects")
-    ctx.local_codes = frozenset(ctx.counties) | frozenset(ctx.cities) | {ctx.province}
-    ctx.institution_codes = frozenset(i["fixmedins_code"] for i in ctx.ref.institutions)
-    ctx.ltc_regions = frozenset(r for r, row in _ltc(ctx))
     for prefix, stream in STREAM_OF.items():
         records = streams[stream]
         latest = latest_versions(stream, records, ctx.as_of)
@@ -340,13 +337,6 @@ def inject(ctx: Context, streams: dict[str, list[dict]]) -> None:
                     if variant:
                         _tag(rec, rule, variant)
                         break
-
-
-def _ltc(ctx: Context):
-    for region in ctx.counties + ctx.cities + [ctx.province]:
-        row = ctx.ref.applicable_matters(region).get("LTC_ASSESS")
-        if row:
-            yield region, row
 
 
 def _duplicate_enrolments(rng, ctx, records, latest, keys, used, version_count, n) -> None:

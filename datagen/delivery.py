@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from datagen import timebase as tb
 from datagen.context import Context, new_uuid
-from datagen.defects import business_key
 
 STREAMS = ("enrolment", "contribution", "settlement", "settlement_list", "filing")
 DUPLICATE_SHARE = 0.004
@@ -75,45 +74,49 @@ def plan(ctx: Context, streams: dict[str, list[dict]]) -> Delivery:
         records = [r for r in streams[stream] if id(r) not in preassigned]
         by_file: dict[str, list[dict]] = {}
         for rec in records:
-            by_file.setdefault(f"{stream}/{tb.month_label(rec['event_time'])}.avro",
-                               []).append(rec)
+            path = f"{stream}/{tb.month_label(rec['event_time'])}.avro"
+            rec["_path"] = path
+            by_file.setdefault(path, []).append(rec)
         plans = {path: FilePlan(path, stream, records=sorted(
-            recs, key=lambda r: (r["event_time"], r["event_id"]))) for path, recs in
-            sorted(by_file.items())}
-        paths = list(plans)
-        extra: dict[str, list[dict]] = {p: [] for p in paths}
-        chosen: set[str] = set()
-        n_dup = ctx.scaled(DUPLICATE_SHARE * len(records)) if records else 0
-        n_conf = ctx.scaled(CONFLICT_SHARE * len(records)) if records else 0
-        duplicates[stream], conflicts[stream] = [], []
-        for i, path in enumerate(paths):
-            for rec in plans[path].records:
-                rec["_path"] = path
-        for kind, n in (("duplicate", n_dup), ("conflict", n_conf)):
-            tries = 0
-            while n > 0 and tries < 100 * n:
-                tries += 1
-                rec = records[rng.randrange(len(records))]
-                if rec["event_id"] in chosen:
-                    continue
-                chosen.add(rec["event_id"])
-                n -= 1
-                here = paths.index(rec["_path"])
-                target = paths[here + 1] if here + 1 < len(paths) and rng.random() < 0.5 \
-                    else rec["_path"]
-                copy = dict(rec)
-                if kind == "duplicate":
-                    duplicates[stream].append(rec["event_id"])
-                else:
-                    copy["_conflict_change"] = _change(rng, stream, copy)
-                    conflicts[stream].append({"event_id": rec["event_id"], "copy": copy,
-                                              "original": rec})
-                extra[target].append(copy)
-        for path in paths:
-            plans[path].records.extend(extra[path])
+            recs, key=lambda r: (r["event_time"], r["event_id"])))
+            for path, recs in sorted(by_file.items())}
+        duplicates[stream], conflicts[stream] = _add_copies(ctx, rng, stream, records, plans)
         files += plans.values()
     files.sort(key=lambda f: f.path)
     return Delivery(files, duplicates, conflicts, lost)
+
+
+def _add_copies(ctx, rng, stream, records, plans) -> tuple[list[str], list[dict]]:
+    """Second deliveries, appended to the record's own file or the next
+    month's: identical (duplicates) or altered (conflicts).  Either way the
+    original sits at a smaller (path, index) and is the copy kept."""
+    paths = list(plans)
+    extra: dict[str, list[dict]] = {p: [] for p in paths}
+    chosen: set[str] = set()
+    duplicates, conflicts = [], []
+    for kind, share in (("duplicate", DUPLICATE_SHARE), ("conflict", CONFLICT_SHARE)):
+        n = ctx.scaled(share * len(records)) if records else 0
+        tries = 0
+        while n > 0 and tries < 100 * n:
+            tries += 1
+            rec = records[rng.randrange(len(records))]
+            if rec["event_id"] in chosen:
+                continue
+            chosen.add(rec["event_id"])
+            n -= 1
+            here = paths.index(rec["_path"])
+            target = paths[here + 1] if here + 1 < len(paths) and rng.random() < 0.5 \
+                else rec["_path"]
+            copy = dict(rec)
+            if kind == "duplicate":
+                duplicates.append(rec["event_id"])
+            else:
+                copy["_conflict_change"] = _change(rng, stream, copy)
+                conflicts.append({"event_id": rec["event_id"], "copy": copy, "original": rec})
+            extra[target].append(copy)
+    for path in paths:
+        plans[path].records.extend(extra[path])
+    return duplicates, conflicts
 
 
 def _change(rng: random.Random, stream: str, rec: dict) -> str:
@@ -129,7 +132,7 @@ def _change(rng: random.Random, stream: str, rec: dict) -> str:
         rec["psn_cash_pay"] += 10_000
         return "medfee_sumamt, psn_cash_pay"
     if stream == "settlement_list":
-        rec["upload_time"] += tb.DAY_MS
+        rec["upload_time"] -= tb.DAY_MS
         return "upload_time"
     rec["channel"] = "WINDOW" if rec["channel"] != "WINDOW" else "ONLINE"
     return "channel"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 
 from datagen import timebase as tb
-from datagen.identity import chinese_name
 from datagen.context import Context, new_uuid
+from datagen.identity import chinese_name
 from datagen.people import Person
 
 FOREVER = 10**6  # an epoch day far in the future: open-ended coverage

@@ -12,7 +12,6 @@ a few left open past their deadline; cases still running at as_of stay open.
 from __future__ import annotations
 
 import math
-import random
 
 from datagen import codes
 from datagen import timebase as tb

@@ -67,7 +67,7 @@ def generate(out: str | Path, seed: int = DEFAULT_SEED, persons: int = DEFAULT_P
             progress.update(task, completed=1, n=str(n))
 
         t = step("people")
-        residents, visitors, _ = people.build(ctx)
+        residents, visitors = people.build(ctx)
         done(t, f"{len(residents):,} residents, {len(visitors):,} visitors")
 
         t = step("enrolment")

@@ -140,4 +140,4 @@ def build(ctx: Context) -> tuple[list[Person], list[Person]]:
             v.chronic = rng.choices(codes.CHRONIC, weights=[c[2] for c in codes.CHRONIC])[0][:2]
         v.coverage = [(ctx.first_day - 3650, ctx.last_day + 3650, v.insutype, admdvs)]
         visitors.append(v)
-    return residents, visitors, certnos
+    return residents, visitors

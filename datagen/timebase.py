@@ -51,19 +51,8 @@ def is_working_day(day: int) -> bool:
 
 @functools.cache
 def deadline(day: int, working_days: int) -> int:
-    """INDICATORS.md deadline(d, N) on epoch days: transforms.timeutil.deadline's
-    definition over the cached calendar (timeutil's own walk asks
-    chinesecalendar for every day; tests check both agree)."""
-    if working_days <= 0:
-        while not is_working_day(day):
-            day += 1
-        return day
-    remaining = working_days
-    while remaining:
-        day += 1
-        if is_working_day(day):
-            remaining -= 1
-    return day
+    """INDICATORS.md deadline(d, N) on epoch days (transforms.timeutil)."""
+    return from_date(timeutil.deadline(to_date(day), working_days))
 
 
 @dataclass(frozen=True)

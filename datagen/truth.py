@@ -84,12 +84,12 @@ def build(ctx: Context, delivery: Delivery, sizes: dict[str, int], meta: dict) -
         conflicts[stream] = {"count": len(confl), "event_ids": sorted(c["event_id"] for c in
                                                                       confl),
                              "copies": sorted(confl, key=lambda c: c["event_id"])}
-        late_ids = []
-        for rec in accepted:
-            bt = business_time(stream, rec)
-            if bt is not None and rec["event_time"] - bt >= LATE_AFTER_MS:
-                late_ids.append(rec["event_id"])
-        late[stream] = {"count": len(late_ids), "event_ids": sorted(late_ids)}
+        late_recs = [r for r in accepted if business_time(stream, r) is not None
+                     and r["event_time"] - business_time(stream, r) >= LATE_AFTER_MS]
+        late[stream] = {"count": len(late_recs),
+                        "event_ids": sorted(r["event_id"] for r in late_recs),
+                        "keys": sorted({_json_key(stream, _any_key(stream, r))
+                                        for r in late_recs}, key=str)}
         dead_files = sum(1 for f in delivery.files if f.stream == stream
                          and f.kind in DEAD_LETTER_KINDS)
         streams_out[stream] = {
@@ -194,6 +194,13 @@ def build(ctx: Context, delivery: Delivery, sizes: dict[str, int], meta: dict) -
         "lost_in_truncation": {s: sorted(v) for s, v in delivery.lost.items()},
         "edge_cases": meta["edge_cases"],
     }
+
+
+def _any_key(stream: str, rec: dict):
+    """Business key of any stream (contribution and lists: the event_id)."""
+    if stream in ("enrolment", "settlement", "filing"):
+        return business_key(stream, rec)
+    return rec["event_id"]
 
 
 def _duplicate_enrolment(latest: dict) -> list:

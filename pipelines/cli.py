@@ -53,12 +53,19 @@ def _query(argv: list[str]) -> int:
     return query_main(argv) or 0
 
 
+def _quality_docs(argv: list[str]) -> int:
+    from expectations.docs import quality_docs_main
+
+    return quality_docs_main(argv) or 0
+
+
 COMMANDS = {
     "generate": (_generate, "write synthetic Avro streams, reference data and truth.json"),
     "nightly": (_nightly, "run the nightly indicator refresh (Beam batch pipeline)"),
     "alerts": (_alerts, "evaluate data-quality alerts, or send a test alert to a channel"),
     "report": (_report, "self-evaluation report (HTML) of a region and month"),
     "query": (_query, "run SQL read-only against the DuckDB warehouse"),
+    "quality-docs": (_quality_docs, "render Great Expectations Data Docs (offline HTML)"),
     "demo": (_demo, "generate demo data, run nightly on DuckDB, print the scorecard"),
 }
 

@@ -69,7 +69,9 @@ def demo_main(argv: list[str]) -> int:
     console.print(f"[bold]nightly[/bold] --input {out} --as-of {as_of} --months {year}-01..{as_of[:7]}")
     run_id = nightly.run(["--input", str(out), "--warehouse", args.warehouse, "--as-of", as_of,
                           "--months", f"{year}-01..{as_of[:7]}"])
-    path = args.warehouse.removeprefix("duckdb:///")
+    from warehouse import duckdb_path
+
+    path = duckdb_path(args.warehouse)
     console.print(scorecard(path))
     console.print(f"run {run_id}; warehouse: {os.path.abspath(path)}")
     from report.cli import report_main

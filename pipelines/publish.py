@@ -17,30 +17,16 @@ import schemas
 from transforms.compute import RunResult
 from transforms.context import RunContext
 from transforms.indicators.catalog import INDICATORS
+from warehouse import duckdb_path, open_warehouse
 from warehouse.scope import Scope
 from warehouse.tables import arrow_schema
 
-VALIDATED_STREAMS = ("enrolment", "settlement", "filing")
-
-
-def duckdb_path(uri: str) -> str:
-    """duckdb:///var/w.duckdb -> var/w.duckdb (relative); duckdb:////abs/w.duckdb -> /abs/w.duckdb."""
-    if not uri.startswith("duckdb:///"):
-        raise ValueError(f"not a DuckDB warehouse URI: {uri!r}")
-    return uri.removeprefix("duckdb:///")
-
-
-def open_warehouse(uri: str):
-    from warehouse.duckdb_store import DuckDBWarehouse
-
-    if uri.startswith("duckdb:"):
-        return DuckDBWarehouse(duckdb_path(uri))
-    raise ValueError(f"unsupported warehouse URI {uri!r}: use duckdb:///PATH")
+VALIDATED_STREAMS = schemas.STREAM_NAMES
 
 
 def warehouse_dir(uri: str) -> str:
     """Directory next to a DuckDB warehouse file (for the local quarantine)."""
-    if uri.startswith("duckdb:"):
+    if not uri.startswith("bigquery://"):
         return os.path.dirname(os.path.abspath(duckdb_path(uri)))
     return os.path.abspath("var")
 

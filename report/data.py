@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from warehouse import duckdb_path  # noqa: F401 - re-exported for report.cli
 from warehouse.duckdb_store import connect
 
 NIGHTLY = "nightly"
@@ -28,14 +29,6 @@ VALUE_COLUMNS = (
 )
 
 
-def duckdb_path(uri: str) -> str:
-    """``duckdb:///rel/path`` -> rel/path, ``duckdb:////abs`` -> /abs (as pipelines/options.py);
-    a plain path is taken as is."""
-    if uri.startswith("bigquery://"):
-        raise ValueError("the report reads the DuckDB warehouse; BigQuery users query it directly")
-    if uri.startswith("duckdb:///"):
-        return uri.removeprefix("duckdb:///")
-    return uri.removeprefix("duckdb://")
 
 
 @contextmanager

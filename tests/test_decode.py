@@ -1,8 +1,7 @@
 """transforms.decode: real Avro files written here, read back as the
 normalised table; damaged and incompatible files become dead letters.
 
-Benchmark (skipped unless YIBAO_BENCH is set):
-    YIBAO_BENCH=200000 .venv/bin/python -m pytest tests/test_decode.py -k bench -s
+Decoding speed is measured by benchmarks/decode_throughput.py, not here.
 """
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ import copy
 import datetime as dt
 import hashlib
 import io
-import os
-import time
+import random
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,7 +35,7 @@ T0 = dt.datetime(2023, 11, 30, 16, 0, 0, 123000, tzinfo=dt.UTC)
 
 
 def fake_record(stream: str, i: int) -> dict:
-    """A contract record whose values vary with i: negative and large
+    """A contract record whose values vary with i: negative and extreme
     decimals, millisecond timestamps, nulls every third record, arrays."""
     record = {}
     for f in schemas.load(stream).avro["fields"]:
@@ -53,8 +51,9 @@ def fake_record(stream: str, i: int) -> dict:
             record[name] = T0 + dt.timedelta(milliseconds=7919 * i)
         elif logical == "date":
             record[name] = dt.date(2023, 1, 1) + dt.timedelta(days=i % 400)
-        elif logical == "decimal":
-            record[name] = Decimal((-1) ** i * (i * 1_000_003 + 5)) / 100
+        elif logical == "decimal":  # every 7th: the extreme of decimal(16,2)
+            unscaled = 10**16 - 1 if i % 7 == 6 else i * 1_000_003 + 5
+            record[name] = Decimal((-1) ** i * unscaled).scaleb(-2)
         elif base == "array":
             record[name] = [f"{name}{j}" for j in range(i % 3)]  # includes []
         elif base == "string":
@@ -80,6 +79,15 @@ def write_avro(path: Path, schema: dict, blocks: list[list[dict]], codec: str = 
             writer.flush()
             ends.append(f.tell())
     return ends
+
+
+def zigzag(n: int) -> bytes:
+    """Avro's long encoding."""
+    n, out = (n << 1) ^ (n >> 63), bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
 
 
 def blocks_of(stream: str, n_blocks: int, per_block: int) -> list[list[dict]]:
@@ -109,7 +117,7 @@ def assert_dead_letter(letter, stream: str, source: str, payload: bytes):
 # --- good files ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["polars-avro", "fastavro"])
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "fastavro"])
 @pytest.mark.parametrize("stream", schemas.STREAM_NAMES)
 def test_good_file_round_trip(tmp_path, stream, fast):
     blocks = blocks_of(stream, 3, 10)
@@ -261,7 +269,7 @@ def test_missing_file_is_one_dead_letter(tmp_path):
 
 
 @pytest.mark.parametrize("batch_rows", [1, 100])  # a decode per block / one for all
-@pytest.mark.parametrize("fast", [True, False], ids=["polars-avro", "fastavro"])
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "fastavro"])
 def test_truncated_file_reads_complete_blocks_and_dead_letters_the_rest(tmp_path, fast, batch_rows):
     blocks = blocks_of("settlement", 5, 10)
     path = tmp_path / "cut.avro"
@@ -279,7 +287,7 @@ def test_truncated_file_reads_complete_blocks_and_dead_letters_the_rest(tmp_path
 
 
 @pytest.mark.parametrize("batch_rows", [1, 100])
-@pytest.mark.parametrize("fast", [True, False], ids=["polars-avro", "fastavro"])
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "fastavro"])
 def test_bad_sync_marker_in_block_3_dead_letters_from_there_to_eof(tmp_path, fast, batch_rows):
     blocks = blocks_of("settlement_list", 5, 10)
     path = tmp_path / "sync.avro"
@@ -296,7 +304,7 @@ def test_bad_sync_marker_in_block_3_dead_letters_from_there_to_eof(tmp_path, fas
 
 
 @pytest.mark.parametrize("batch_rows", [1, 100])
-@pytest.mark.parametrize("fast", [True, False], ids=["polars-avro", "fastavro"])
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "fastavro"])
 def test_undecodable_record_damages_its_block_and_the_rest(tmp_path, fast, batch_rows):
     """Block 3 holds a decimal beyond decimal(16,2); its framing is intact."""
     contract = schemas.load("settlement").avro
@@ -321,6 +329,31 @@ def test_undecodable_record_damages_its_block_and_the_rest(tmp_path, fast, batch
     assert n == 20 and [r["_index"] for r in rows(batches)] == list(range(20))
     assert len(dead) == 1 and "undecodable block data" in dead[0].error
     assert_dead_letter(dead[0], "settlement", f"{path}#block=2", data[block_3:])
+
+
+@pytest.mark.parametrize("codec", ["null", "deflate"])
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "fastavro"])
+def test_absurd_block_count_is_damage_not_a_crash(tmp_path, fast, codec):
+    """polars would allocate 2**40 decimals (16 TiB) and abort the process."""
+    blocks = blocks_of("settlement", 5, 10)
+    path = tmp_path / "count.avro"
+    ends = write_avro(path, schemas.load("settlement").avro, blocks, codec)
+    good = path.read_bytes()
+    assert good[ends[2]] == zigzag(10)[0]
+    data = good[: ends[2]] + zigzag(2**40) + good[ends[2] + 1 :]
+    path.write_bytes(data)
+
+    batches, dead, n = read_avro_file(str(path), "settlement", str(tmp_path / "q"), fast=fast)
+
+    assert n == 20 and len(dead) == 1
+    assert_dead_letter(dead[0], "settlement", f"{path}#block=2", data[ends[2]:])
+
+
+def test_other_codecs_are_read_by_fastavro(tmp_path):
+    path = tmp_path / "bz.avro"
+    write_avro(path, schemas.load("filing").avro, blocks_of("filing", 2, 5), codec="bzip2")
+    batches, dead, n = read_avro_file(str(path), "filing", str(tmp_path / "q"))
+    assert dead == [] and n == 10
 
 
 # --- Pub/Sub messages ---------------------------------------------------------
@@ -381,23 +414,28 @@ def test_read_stream_on_the_local_runner(tmp_path):
         assert_that(out.dead_letters, equal_to([]), label="NoDeadLetters")
 
 
-# --- benchmark ----------------------------------------------------------------
+# --- robustness ---------------------------------------------------------------
 
 
-@pytest.mark.skipif(not os.environ.get("YIBAO_BENCH"), reason="set YIBAO_BENCH=<records> to run")
-def test_bench_decoders(tmp_path):
-    n = int(os.environ["YIBAO_BENCH"])
-    path = tmp_path / "settlement.avro"
-    with open(path, "wb") as f:
-        fastavro.writer(
-            f, schemas.load("settlement").parsed, (fake_record("settlement", i) for i in range(n)), codec="deflate"
-        )
-    tables = {}
-    for label, fast in [("fastavro + from_pylist", False), ("polars-avro (fast path)", True)]:
-        start = time.perf_counter()
-        batches, dead, count = read_avro_file(str(path), "settlement", str(tmp_path / "q"), fast=fast)
-        elapsed = time.perf_counter() - start
-        assert dead == [] and count == n
-        tables[fast] = pa.Table.from_batches(batches)
-        print(f"\n{label:>24}: {n:,} records in {elapsed:.2f} s = {n / elapsed:,.0f} rec/s")
-    assert tables[True].equals(tables[False])
+@pytest.mark.parametrize("stream", ["settlement", "settlement_list"])
+@pytest.mark.parametrize("codec", ["null", "deflate"])
+def test_random_damage_never_escapes(tmp_path, stream, codec):
+    """Seeded random byte damage and truncation: every file ends as intact
+    records 0..n-1 plus at most one dead letter holding a suffix of the file.
+    (polars-avro hangs and jetliner aborts the process on some of these.)"""
+    rnd = random.Random(7)
+    path = tmp_path / "f.avro"
+    ends = write_avro(path, schemas.load(stream).avro, blocks_of(stream, 5, 10), codec)
+    good = path.read_bytes()
+    for _ in range(60):
+        data = bytearray(good)
+        for _ in range(rnd.choice([1, 2, 4])):
+            data[rnd.randrange(ends[0], len(data))] = rnd.randrange(256)
+        data = bytes(data[: rnd.choice([len(data), rnd.randrange(ends[0], len(data))])])
+        path.write_bytes(data)
+        for fast in (True, False):
+            batches, dead, n = read_avro_file(str(path), stream, str(tmp_path / "q"), 20, fast)
+            assert [r["_index"] for r in rows(batches)] == list(range(n))
+            assert len(dead) <= 1
+            if dead:
+                assert data.endswith(Path(dead[0].quarantine_path).read_bytes())

@@ -84,7 +84,7 @@ def decoded(generated):
 def accepted(rows) -> list[dict]:
     """First copy of each event_id by (path, index)."""
     first = {}
-    for path, index, rec in sorted(rows, key=lambda r: (r[0], r[1])):
+    for _path, _index, rec in sorted(rows, key=lambda r: (r[0], r[1])):
         first.setdefault(rec["event_id"], rec)
     return list(first.values())
 
@@ -511,3 +511,4 @@ def test_cli_rejects_bad_months(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "datagen", "--out", str(tmp_path / "x"),
                            "--months", "2023-13"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "--months" in proc.stderr
+

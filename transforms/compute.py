@@ -65,6 +65,13 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
 
     prepare.prepare_contributions(con, ctx)
     components += comp.contribution_components(con, ctx)
+    rule_parts += quality.rule_components(con, "contribution", "contrib", "insu_admdvs", "month")
+    failures += quality.failure_rows(con, "contribution", "contrib", "[event_id]", "insu_admdvs",
+                                     "_clct_date")
+    prepare.prepare_lists(con, ctx)
+    rule_parts += quality.rule_components(con, "settlement_list", "lists", "_region", "month")
+    failures += quality.failure_rows(con, "settlement_list", "lists", "[event_id]", "_region",
+                                     "_upload_date")
 
     n_values = comp.case_n_values(ctx)
     prepare.prepare_cases(con, ctx, list(n_values.values()))
@@ -84,7 +91,7 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
     failures += quality.failure_rows(con, "enrolment", "enrol_now", "[psn_no, insutype]", "insu_admdvs",
                                      business_date_sql("event_time"))
 
-    rules = [r for s in ("enrolment", "settlement", "filing") for r in expectations.rules(s)]
+    rules = [r for s in schemas.STREAM_NAMES for r in expectations.rules(s)]
     return RunResult(
         indicator_values=indicator_rows(components, ctx),
         quality_rule_results=rule_rows(rule_parts, ctx, rules),

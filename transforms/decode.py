@@ -5,28 +5,37 @@ One file of a stream becomes Arrow record batches whose columns are exactly
 and ``_index`` (0-based record index in the file); whatever cannot be read
 becomes a dead letter (DATA_CONTRACT.md "Delivery semantics"):
 
-* The file cannot be opened, is not Avro (bad magic, damaged header), uses
-  an unknown codec, or its writer schema cannot be resolved to the contract
-  -> one dead letter for the whole file (source = path, payload = the whole
-  file); none of its records is read.  Resolvability is decided from the
-  header alone (``check_resolvable``), so an empty file is judged too.
+* The file cannot be opened, is not Avro (bad magic, damaged header), its
+  codec is unsupported, or its writer schema cannot be resolved to the
+  contract -> one dead letter for the whole file (source = path, payload =
+  the whole file); none of its records is read.  Resolvability is decided
+  from the header alone (``check_resolvable``), so a file without records
+  is judged too.
 * Otherwise blocks are read in order.  A block is intact when its count and
   size parse, its data is all there, its sync marker matches the header's
   and *every* record in it decodes to a valid contract value.  The records
   of the intact blocks before the first damaged one are emitted; the
   damaged block and everything after it is one dead letter (source =
-  ``path#block=N``, payload = the raw bytes from that block's start to
-  EOF).  A single undecodable record (bad union index, decimal beyond
-  decimal(16,2), invalid UTF-8, …) therefore damages its whole block: the
-  block's bytes cannot be split into good and bad records, and the
-  contract reads only complete blocks.
+  ``path#block=N``, N 0-based; payload = the raw bytes from that block's
+  start to EOF).  A single undecodable record (decimal beyond
+  decimal(16,2), invalid UTF-8, data shorter than the block's count, …)
+  therefore damages its whole block: compressed block bytes cannot be split
+  into good and bad records, and the contract reads only complete blocks.
+  A file cut exactly at a block boundary looks complete (Avro has no
+  trailer); damage that still decodes to valid values goes unnoticed.
 
 Decoding speed (ARCHITECTURE.md): we parse the container framing ourselves
-(cheap: two varints and a sync check per block) and hand the bytes of
-header + intact blocks to a native decoder.  If the writer schema *is* the
-contract, polars-avro decodes them (≈10x fastavro); otherwise fastavro
+(two varints and a sync check per block) and hand the bytes of header +
+intact blocks to a decoder, about ``BATCH_ROWS`` records at a time (bounded
+memory).  If the writer schema is the contract (same canonical form and
+logical types) and the codec is null/deflate/snappy, polars' built-in Avro
+reader decodes them (≈15x fastavro + from_pylist); otherwise fastavro
 decodes them with the contract as reader schema (Avro schema resolution)
 and ``pa.Table.from_pylist`` builds the columns.  Both give the same table.
+polars-avro and jetliner are faster but were rejected: on randomly damaged
+blocks polars-avro can loop forever and jetliner can abort the process.
+polars' reader is lenient in one way: a ``["null", T]`` union index other
+than 0 reads as T, where fastavro rejects an index beyond the union.
 """
 from __future__ import annotations
 
@@ -39,7 +48,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import fastavro
 import numpy as np
-import polars_avro
+import polars as pl
 import pyarrow as pa
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
@@ -70,9 +79,11 @@ SYNC_SIZE = 16
 BATCH_ROWS = 65_536  # records per emitted batch (whole blocks, so a little more)
 DEAD_LETTERS = "dead_letters"  # tag of the DoFn's dead-letter output
 
-# Codecs polars-avro reads; fastavro reads null/deflate/bzip2/xz itself and
-# snappy/zstandard only with cramjam / backports.zstd installed.
-CODECS = {"null", "deflate", "snappy", "zstandard", "bzip2", "xz"}
+# Block codecs each decoder reads: polars' reader knows null/deflate/snappy;
+# fastavro knows null/deflate/bzip2/xz with the standard library alone (snappy
+# and zstandard would need cramjam / backports.zstd, not installed).
+NATIVE_CODECS = {"null", "deflate", "snappy"}
+FASTAVRO_CODECS = {"null", "deflate", "bzip2", "xz"}
 
 # Avro's primitive promotions (writer type, reader type).
 _PROMOTIONS = {
@@ -80,6 +91,11 @@ _PROMOTIONS = {
     ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string"),
 }
 _READ_CHUNK = 1 << 24  # never ask the file for more than 16 MiB at once
+_MAX_INFLATE = 1032  # deflate's maximum compression ratio
+
+# Any error a decoder raises on damaged bytes.  Rust panics in polars surface
+# as PanicException, a BaseException: caught too, so bad data never kills a worker.
+_DECODE_ERRORS = (Exception, pl.exceptions.PanicException)
 
 
 class SchemaMismatch(ValueError):
@@ -308,10 +324,15 @@ def _runs(tape: _Tape, sync: bytes, batch_rows: int) -> Iterator[tuple[list[_Blo
 
 
 def _decode_native(header: _Header, blocks: list[_Block], schema: schemas.StreamSchema) -> pa.Table:
-    """polars-avro; only for files written with the contract itself."""
+    """polars' Avro reader; only for files written with the contract itself."""
+    # polars allocates by a block's record count before decoding: a damaged
+    # count (say 2**40) would abort the process.  A contract record is at least
+    # one byte per field, and null/deflate/snappy expand at most 1032-fold.
+    for block in blocks:
+        if block.count > len(block.raw) * _MAX_INFLATE // len(schema.arrow) + 1:
+            raise ValueError(f"record count {block.count} is impossible in {len(block.raw)} bytes")
     data = b"".join([header.raw, *(b.raw for b in blocks)])
-    rows = max(1, sum(b.count for b in blocks))  # one Arrow chunk per call
-    table = polars_avro.read_avro(io.BytesIO(data), batch_size=rows).to_arrow().cast(schema.arrow)
+    table = pl.read_avro(io.BytesIO(data)).to_arrow().cast(schema.arrow)
     for name in schema.money_fields:  # polars does not check decimal precision; Arrow does
         table.column(name).validate(full=True)
     return table
@@ -339,13 +360,13 @@ def _decode_intact(decode, header, blocks, schema) -> tuple[pa.Table | None, int
         return None, 0, None
     try:
         return _decode_checked(decode, header, blocks, schema), len(blocks), None
-    except Exception:  # any decoder error means damaged data; find the block
+    except _DECODE_ERRORS:  # damaged data somewhere: find the first bad block
         pass
     tables = []
     for i, block in enumerate(blocks):
         try:
             tables.append(_decode_checked(decode, header, [block], schema))
-        except Exception as err:
+        except _DECODE_ERRORS as err:
             return (pa.concat_tables(tables) if tables else None), i, err
     return pa.concat_tables(tables), len(blocks), None
 
@@ -386,10 +407,13 @@ def iter_avro_batches(
         header = error = None
         try:
             header = _read_header(tape, magic)
-            if header.codec not in CODECS:
-                error = f"unsupported codec {header.codec!r}"
-            else:
-                check_resolvable(header.writer_schema, reader, header.writer_names, reader_names)
+            check_resolvable(header.writer_schema, reader, header.writer_names, reader_names)
+            # Resolvable (so logical types match) and the same canonical form: the
+            # contract itself, whatever docs or defaults the writer added.
+            same = to_parsing_canonical_form(header.writer_schema) == reader_canonical
+            native = fast and same and header.codec in NATIVE_CODECS
+            if not native and header.codec not in FASTAVRO_CODECS:
+                error = f"unsupported codec {header.codec!r} for this writer schema"
         except _Damaged as err:
             error = str(err)
         except SchemaMismatch as err:
@@ -398,8 +422,7 @@ def iter_avro_batches(
             raw = (header.raw if header else b"") + tape.rest()
             yield quarantine(quarantine_dir, stream, path, error, raw)
             return
-        same = to_parsing_canonical_form(header.writer_schema) == reader_canonical
-        decode = _decode_native if fast and same else _decode_fastavro
+        decode = _decode_native if native else _decode_fastavro
 
         block_no = record_no = 0  # the next block / record to emit
         damage = None  # (error, raw bytes from the first damaged block to EOF)

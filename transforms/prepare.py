@@ -93,11 +93,27 @@ def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None
 
 def prepare_contributions(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
     clct = business_date_sql("clct_time")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW contribution_latest AS "
+                f"{latest_sql('contribution', 'contribution_accepted', ctx.as_of)}")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE contrib AS
         SELECT *, {clct} AS _clct_date, {business_date_sql('upld_time')} AS _upld_date,
                CAST(date_trunc('month', {clct}) AS DATE) AS month
-        FROM ({latest_sql('contribution', 'contribution_accepted', ctx.as_of)})""")
+        FROM ({expectations.verdict_sql('contribution', ctx.ref, 'contribution_latest')})""")
+
+
+def prepare_lists(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    """Settlement lists at as_of with their structural verdicts; a list has no
+    region column, so its rule results use the region embedded in
+    fixmedins_code (characters 2-7)."""
+    upload = business_date_sql("upload_time")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW settlement_list_latest AS "
+                f"{latest_sql('settlement_list', 'settlement_list_accepted', ctx.as_of)}")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE lists AS
+        SELECT *, {upload} AS _upload_date, CAST(date_trunc('month', {upload}) AS DATE) AS month,
+               substr(fixmedins_code, 2, 6) AS _region
+        FROM ({expectations.verdict_sql('settlement_list', ctx.ref, 'settlement_list_latest')})""")
 
 
 def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: list[str]) -> None:

@@ -1,36 +1,35 @@
 """The warehouse (WAREHOUSE.md): one table definition, idempotent writers.
 
-``open_warehouse(uri)`` picks the store from a URI. Everything after
-``duckdb://`` is a file path, so:
+Warehouse URIs (the one parser; SQLAlchemy's convention, which data
+engineers know from ``sqlite:///``):
 
-- ``duckdb:///abs/path.duckdb`` -> ``/abs/path.duckdb`` (absolute);
-- ``duckdb://relative/path.duckdb`` -> ``relative/path.duckdb`` under the
-  current directory;
-- ``duckdb://`` or no URI -> ``var/warehouse.duckdb`` under the current
-  directory; ``duckdb://:memory:`` -> an in-memory database.
-
-``bigquery://PROJECT/DATASET`` is not implemented yet; it is refused. The
-BigQuery DDL and SchemaFields are generated (warehouse/tables.py) for
-deployment.
+- ``duckdb:///var/warehouse.duckdb`` -> ``var/warehouse.duckdb`` relative to
+  the working directory (the default);
+- ``duckdb:////abs/path.duckdb`` -> ``/abs/path.duckdb``;
+- a plain file path is taken as is;
+- ``bigquery://PROJECT/DATASET`` is BigQuery.
 """
-
-from urllib.parse import unquote
 
 from warehouse.duckdb_store import DEFAULT_PATH, DuckDBWarehouse
 from warehouse.scope import Scope
 
-DEFAULT_URI = f"duckdb://{DEFAULT_PATH}"
+DEFAULT_URI = f"duckdb:///{DEFAULT_PATH}"
 
-__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "Scope", "open_warehouse"]
+__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "Scope", "duckdb_path", "open_warehouse"]
+
+
+def duckdb_path(uri: str | None) -> str:
+    """The DuckDB file a URI names (see the module docstring)."""
+    uri = str(uri or DEFAULT_URI)
+    if uri.startswith("bigquery://"):
+        raise ValueError(f"{uri!r} is a BigQuery warehouse, not a DuckDB file")
+    if uri.startswith("duckdb:///"):
+        return uri.removeprefix("duckdb:///") or DEFAULT_PATH
+    if uri.startswith("duckdb://"):
+        return uri.removeprefix("duckdb://") or DEFAULT_PATH
+    return uri
 
 
 def open_warehouse(uri: str | None = None) -> DuckDBWarehouse:
     """The warehouse at ``uri``; call ``ensure_schema`` before writing."""
-    uri = uri or DEFAULT_URI
-    scheme, sep, rest = uri.partition("://")
-    if sep and scheme == "duckdb":
-        return DuckDBWarehouse(unquote(rest) or DEFAULT_PATH)
-    raise ValueError(
-        f"unsupported warehouse URI {uri!r}: use duckdb:///abs/path.duckdb or"
-        " duckdb://relative/path.duckdb (bigquery:// is not implemented yet)"
-    )
+    return DuckDBWarehouse(duckdb_path(uri))

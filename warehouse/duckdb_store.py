@@ -214,8 +214,11 @@ class DuckDBWarehouse:
     ) -> int:
         t, con = TABLES[name], self.con
         stage = f"_stage_{name}"
-        # Staging copy with the target's column types: keys compare exactly.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {name} LIMIT 0")
+        # Staging table with the target's column types, so keys compare exactly.
+        # Explicit DDL, not CREATE TABLE AS … LIMIT 0: in duckdb 2.0.0 such a
+        # table, created in a transaction and filled from Arrow with ≥ 122,880
+        # rows (one row group), looks empty to filters and aggregates.
+        con.execute(duckdb_ddl(name, stage=stage))
         if data is not None:
             self._stage(t, stage, data, run_id, computed_at)
         if t.write == "key":

@@ -317,12 +317,14 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def duckdb_ddl(name: str) -> str:
+def duckdb_ddl(name: str, stage: str | None = None) -> str:
+    """CREATE TABLE for ``name``, or for a temp staging table ``stage`` shaped like it."""
     t = table(name)
     cols = ",\n".join(
         f"  {c.name} {DUCKDB_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in t.columns
     )
-    return f"CREATE TABLE IF NOT EXISTS {t.name} (\n{cols}\n)"
+    head = f"CREATE OR REPLACE TEMP TABLE {stage}" if stage else f"CREATE TABLE IF NOT EXISTS {name}"
+    return f"{head} (\n{cols}\n)"
 
 
 def duckdb_comments(name: str) -> list[str]:

@@ -1,0 +1,270 @@
+"""The streaming indicator pipeline (unbounded).
+
+What arrives: the five streams of the data contract as they happen — on
+Dataflow one Pub/Sub subscription per stream, each message one Avro record
+(schemaless, contract schema) whose ``schema`` attribute is the contract's
+fingerprint; locally a landing directory (``<landing>/<stream>/*.avro``)
+watched for new files.  Delivery is at least once, out of order and late.
+
+What happens (transforms/streaming.py tells each step's story):
+
+1. ``Decode``: bytes -> records at their event time (settlement setl_time,
+   contribution clct_time, settlement_list upload_time, filing
+   completed_time or submitted_time while open, enrolment event_time);
+   undecodable or mismatched bytes -> dead_letters, the stream goes on.
+2. ``DropTooLate``: records later than ``--allowed_lateness_days`` after
+   their business day are counted late_dropped.
+3. ``LinkVersions``: state per business key drops duplicate event_ids and
+   routes every version, reversal and settlement list to the business days
+   it changes.
+4. ``DayPanes``: one-day windows on Asia/Shanghai midnight (16:00 UTC),
+   accumulating panes: early every ``--early_firing_seconds``, on time at the
+   watermark, late on corrections; I13 has panes closing when the day's 30
+   days for a settlement list have passed.
+5. ``ComputeDays`` / ``MonthTotals``: each pane recomputes its day with the
+   nightly job's SQL (latest versions, reversals, rule verdicts, components)
+   and the month is the sum of its days; DAY and MONTH rows of I08 I10 I13
+   I14 I17 I22 I25 I26 R01–R05 S02, pipeline = 'stream', are upserted on
+   every firing (the warehouse key includes pipeline: nightly rows are never
+   touched).
+6. ``CountRecords``: pipeline_run_streams of the job's one pipeline_runs row
+   (status running) as panes fire: read = accepted + duplicates +
+   dead_lettered + late_dropped.
+
+Run it::
+
+    yibao stream --landing var/landing --warehouse duckdb:///var/warehouse.duckdb \
+        --max_runtime_seconds 600
+    python -m pipelines.stream --warehouse bigquery://p/d --runner DataflowRunner \
+        --subscriptions settlement=projects/p/subscriptions/settlement,filing=projects/p/subscriptions/filing \
+        --project p --region asia-east2 --temp_location gs://bucket/tmp --setup_file ./setup.py
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import typing
+import uuid
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.transforms import trigger
+from apache_beam.transforms.window import GlobalWindows
+
+import reference
+import schemas
+from pipelines.config import load_config
+from pipelines.options import DEFAULT_WAREHOUSE
+from transforms.context import RunContext
+from transforms.streaming import (
+    DEAD_LETTERS,
+    TALLIES,
+    ComputeDays,
+    CountRecords,
+    DayPanes,
+    DecodeDeliveries,
+    DropTooLate,
+    LinkVersions,
+    MonthTotals,
+    StreamSettings,
+    count_row,
+)
+from transforms.streaming_compute import FOREVER
+from transforms.streaming_sink import WriteToWarehouse, upsert
+from transforms.streaming_sources import LandingWatch, ReadSubscriptions, parse_subscriptions
+
+log = logging.getLogger(__name__)
+
+
+def _add_shared(parser, *args, **kwargs):
+    """--warehouse, --reference, --config, --quarantine mean what they mean in
+    NightlyOptions; Beam parses every options class with one parser, so a
+    flag both declare is added once (pipelines.options is imported above,
+    so NightlyOptions always comes first)."""
+    try:
+        parser.add_argument(*args, **kwargs)
+    except argparse.ArgumentError:
+        pass
+
+
+class StreamOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        _add_shared(parser, "--warehouse", default=DEFAULT_WAREHOUSE,
+                    help="duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET")
+        _add_shared(parser, "--reference", default=None,
+                    help="Reference CSV directory; default <landing>/reference if it exists, "
+                         "else the shipped Ningxia set")
+        _add_shared(parser, "--config", default=None,
+                    help="YAML overriding the shipped targets and parameters")
+        _add_shared(parser, "--quarantine", default=None,
+                    help="Where dead letters' raw bytes go; default <warehouse dir>/quarantine")
+        parser.add_argument("--landing", default=None,
+                            help="Local landing directory watched for <stream>/*.avro files")
+        parser.add_argument("--subscriptions", default=None,
+                            help="stream=projects/P/subscriptions/S,… (one Pub/Sub subscription "
+                                 "per stream; messages are single Avro records)")
+        parser.add_argument("--poll_interval", type=float, default=5.0,
+                            help="Seconds between two listings of the landing directory")
+        parser.add_argument("--early_firing_seconds", type=float, default=None,
+                            help="Early panes every N seconds of processing time; default "
+                                 "parameters.early_firing_seconds (30)")
+        parser.add_argument("--allowed_lateness_days", type=int, default=None,
+                            help="Records later than this after their business day are dropped "
+                                 "and counted; default parameters.allowed_lateness_days (7)")
+        parser.add_argument("--max_runtime_seconds", type=float, default=None,
+                            help="Stop after N seconds (bounded local runs, demos, benchmarks)")
+
+
+class StreamOutputs(NamedTuple):
+    """What ``build`` leaves for callers (tests) to look at."""
+    day_results: beam.PCollection  # DayResult per fired pane
+    month_rows: beam.PCollection  # (group, month, rows) per update
+    counts: beam.PCollection  # pipeline_run_streams rows as they fire
+    dead_letters: beam.PCollection  # dead_letters rows
+
+
+def _global(label: str, pcoll):
+    return pcoll | label >> beam.WindowInto(GlobalWindows(), trigger=trigger.DefaultTrigger(),
+                                            accumulation_mode=trigger.AccumulationMode.DISCARDING)
+
+
+def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutputs:
+    """The graph from deliveries (Message / LandedFile) to warehouse upserts."""
+    decoded = deliveries | "Decode" >> beam.ParDo(
+        DecodeDeliveries(settings.quarantine_dir)).with_output_types(
+        tuple[str, typing.Any]).with_outputs(DEAD_LETTERS, TALLIES, main="records")
+    timely = decoded.records | "DropTooLate" >> DropTooLate(settings.allowed_lateness_days)
+    linked = timely.records | "LinkVersions" >> LinkVersions(settings)
+
+    days = (linked.days
+            | "DayPanes" >> DayPanes(settings)
+            | "ComputeDays" >> beam.ParDo(ComputeDays(settings.ctx)).with_outputs("rows", main="results"))
+    list_days = (linked.due
+                 | "ListDuePanes" >> DayPanes(settings, early=False)
+                 | "ComputeListDays" >> beam.ParDo(ComputeDays(settings.ctx)).with_outputs(
+                     "rows", main="results"))
+    day_results = (_global("DayResultsGlobal", days.results),
+                   _global("ListResultsGlobal", list_days.results)) | "AllDayResults" >> beam.Flatten()
+    month_rows = day_results | "MonthTotals" >> MonthTotals(settings)
+
+    counts = ((decoded[TALLIES], timely[TALLIES], linked[TALLIES])
+              | "AllTallies" >> beam.Flatten()
+              | "CountRecords" >> CountRecords(settings))
+    dead_letters = (decoded[DEAD_LETTERS], linked[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
+
+    writes = (
+        _global("DayRowsGlobal", days.rows),
+        _global("ListRowsGlobal", list_days.rows),
+        month_rows | "MonthRows" >> beam.MapTuple(lambda _g, _m, rows: ("indicator_values", rows)),
+        _global("CountsGlobal", counts) | "CountRows" >> beam.Map(
+            lambda row: ("pipeline_run_streams", [row])),
+        dead_letters | "DeadLetterRows" >> beam.Map(lambda d: ("dead_letters", [d])),
+    )
+    _ = (writes
+         | "AllWrites" >> beam.Flatten()
+         | "Upsert" >> beam.ParDo(WriteToWarehouse(settings.warehouse, settings.run_id)))
+    return StreamOutputs(day_results, month_rows, counts, dead_letters)
+
+
+# --- running it -----------------------------------------------------------------
+def resolve_stream_runner(options: PipelineOptions):
+    """Locally the streaming DirectRunner (BundleBasedDirectRunner): the one
+    local runner with processing-time triggers and TestStream; named
+    explicitly so that Beam never switches to the Prism runner, a binary it
+    would download."""
+    name = options.view_as(StandardOptions).runner
+    if name in (None, "DirectRunner", "BundleBasedDirectRunner"):
+        from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+
+        return BundleBasedDirectRunner()
+    return name
+
+
+def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
+    from pipelines.publish import warehouse_dir
+
+    ref_dir = opts.reference
+    if ref_dir is None and opts.landing and os.path.isdir(os.path.join(opts.landing, "reference")):
+        ref_dir = os.path.join(opts.landing, "reference")
+    config = load_config(opts.config)
+    params = config.parameters
+    ctx = RunContext(ref=reference.load(ref_dir), config=config, as_of=FOREVER, months=[])
+    early = opts.early_firing_seconds
+    lateness = opts.allowed_lateness_days
+    return StreamSettings(
+        ctx=ctx,
+        warehouse=opts.warehouse,
+        run_id=run_id,
+        quarantine_dir=opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine"),
+        early_firing_seconds=float(early if early is not None else params["early_firing_seconds"]),
+        allowed_lateness_days=int(lateness if lateness is not None
+                                  else params["allowed_lateness_days"]),
+    )
+
+
+def begin_stream(settings: StreamSettings, runner: str, options: dict) -> None:
+    """The job's one pipeline_runs row (status running) and zero counts."""
+    from transforms.indicators.catalog import INDICATORS
+    from warehouse import open_warehouse
+
+    with open_warehouse(settings.warehouse) as wh:
+        wh.ensure_schema([i.code for i in INDICATORS])
+        wh.begin_run(settings.run_id, "stream", runner, dt.datetime.now(dt.UTC), None, options)
+    upsert(settings.warehouse, settings.run_id, "pipeline_run_streams",
+           [count_row(settings.run_id, s, {}) for s in schemas.STREAM_NAMES])
+
+
+def end_stream(settings: StreamSettings, error: BaseException | None = None) -> None:
+    from warehouse import open_warehouse
+
+    with open_warehouse(settings.warehouse) as wh:
+        if error is None:
+            wh.finish_run(settings.run_id, "succeeded")
+        else:
+            wh.fail_run(settings.run_id, error)
+
+
+def run(argv: list[str] | None = None) -> str:
+    """Parses options, records the job, runs it (until cancelled, or for
+    ``--max_runtime_seconds``); returns the run_id."""
+    options = PipelineOptions(argv)
+    opts = options.view_as(StreamOptions)
+    options.view_as(StandardOptions).streaming = True
+    options.view_as(SetupOptions).save_main_session = False
+    if bool(opts.landing) == bool(opts.subscriptions):
+        raise SystemExit("yibao stream: give exactly one of --landing DIR or --subscriptions …")
+    run_id = str(uuid.uuid4())
+    settings = make_settings(opts, run_id)
+    runner = resolve_stream_runner(options)
+    runner_name = runner if isinstance(runner, str) else type(runner).__name__
+    begin_stream(settings, runner_name, options.get_all_options(drop_default=True))
+    watch = (LandingWatch(opts.landing, opts.poll_interval, opts.max_runtime_seconds)
+             if opts.landing else contextlib.nullcontext())
+    try:
+        with watch:
+            p = beam.Pipeline(runner=runner, options=options)
+            source = (watch.read() if opts.landing
+                      else ReadSubscriptions(parse_subscriptions(opts.subscriptions)))
+            build(p | "Deliveries" >> source, settings)
+            result = p.run()
+            if opts.max_runtime_seconds and not opts.landing:
+                result.wait_until_finish(duration=int(opts.max_runtime_seconds * 1000))
+                result.cancel()
+            else:
+                result.wait_until_finish()
+    except BaseException as exc:
+        end_stream(settings, exc)
+        raise
+    end_stream(settings)
+    log.info("stream job %s ended", run_id)
+    return run_id
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    run()
