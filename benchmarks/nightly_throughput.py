@@ -180,6 +180,7 @@ def run_baseline(data: Path, as_of: str, months: str, reader: str, logs: Path) -
         inner = json.loads(result_file.read_text()) if result_file.exists() else {}
     result.update(run="baseline", workers=1, mode=f"{reader} + DuckDB",
                   compute_seconds=round(inner.get("seconds", 0), 2),
+                  read_seconds=round(inner.get("read_seconds", 0), 2),
                   indicator_rows=inner.get("indicator_rows"), rule_rows=inner.get("rule_rows"),
                   skipped_files=inner.get("skipped"),
                   status="succeeded" if result["returncode"] == 0 else "failed")
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": machine(), "git": git(), "versions": versions(), "seed": args.seed,
               "load_average_at_start": os.getloadavg(), "data_sets": {}, "readers": None,
+              "baseline_reader": None,
               "runs": []}
     console.print(report["machine"], report["git"])
 
@@ -287,7 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         report["readers"] = avro_baseline.compare_readers(str(sets[smallest]))
         print_readers(report["readers"], f"{smallest} settlements")
         reader = avro_baseline.fastest(report["readers"])
-        console.print(f"baseline reader: {reader}")
+        data = sets[smallest]
+        as_of = avro_baseline.parse_as_of((data / "as_of.txt").read_text())
+        months = avro_baseline.month_list(avro_baseline.last_year(as_of))
+        same = avro_baseline.same_output(
+            avro_baseline.compute(str(data), as_of, months, "fastavro"),
+            avro_baseline.compute(str(data), as_of, months, reader))
+        report["baseline_reader"] = {"reader": reader, "output_equals_oracle": same}
+        console.print(f"baseline reader: {reader}; with it the oracle's indicators and rule "
+                      f"counts on {smallest} equal the untouched oracle's: {same}")
 
     for label in sizes:
         data = sets[label]

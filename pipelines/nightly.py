@@ -40,7 +40,7 @@ import reference
 import schemas
 from pipelines.config import load_config
 from pipelines.options import NightlyOptions, resolve_runner
-from transforms.compute import compute_run, connect, load_accepted
+from transforms.compute import compute_run, connect
 from transforms.context import RunContext, default_months, month_range
 from transforms.decode import ReadStream
 from transforms.quarantine import quarantine
@@ -50,71 +50,47 @@ from transforms.versions import encode_record, resolve_deliveries
 log = logging.getLogger(__name__)
 
 
-class GatherTable(beam.PTransform):
-    """All record batches of a stream as one Arrow table (versions and
-    duplicates need every copy of a key together)."""
-
-    def __init__(self, stream: str):
-        super().__init__()
-        self.stream = stream
-
-    def expand(self, batches):
-        stream = self.stream
-        return (
-            batches
-            | "KeyByStream" >> beam.Map(lambda b: (stream, b))
-            | "GroupBatches" >> beam.GroupByKey()
-            | "Concat" >> beam.MapTuple(lambda _, bs: pa.Table.from_batches(
-                [x for b in bs for x in (b.to_batches() if isinstance(b, pa.Table) else [b])],
-                schema=_batch_schema(stream)))
-        )
-
-
 def _batch_schema(stream: str) -> pa.Schema:
     return schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
         pa.field("_index", pa.int64()))
 
 
-class ResolveDeliveries(beam.DoFn):
-    """One copy per event_id; conflicting copies quarantined as dead letters."""
-
-    def __init__(self, stream: str, quarantine_dir: str):
-        self.stream, self.quarantine_dir = stream, quarantine_dir
-
-    def process(self, table: pa.Table):
-        con = connect()
-        con.register("raw_arrow", table)
-        result = resolve_deliveries(con, self.stream, "raw_arrow")
-        accepted = con.sql(f"SELECT * FROM {self.stream}_accepted").to_arrow_table()
-        con.close()
-        conflicts = result["conflicts"]
-        for row in (conflicts.to_pylist() if conflicts is not None else []):
-            source = f"{row.pop('_source')}#record={row.pop('_index')}"
-            dl = quarantine(self.quarantine_dir, self.stream, source,
-                            f"conflicting duplicate of event_id {row['event_id']!r}: differs from "
-                            "the copy kept", encode_record(self.stream, row))
-            yield beam.pvalue.TaggedOutput("dead_letters", dl.as_dict())
-        yield beam.pvalue.TaggedOutput("stats", {
-            "stream": self.stream, "decoded": table.num_rows,
-            "duplicates": result["duplicates"],
-            "conflicts": 0 if conflicts is None else conflicts.num_rows})
-        yield accepted
-
-
 class ComputeIndicators(beam.DoFn):
-    """Every indicator, rule result and failure of the run, from the
-    accepted tables (side inputs, one per stream)."""
+    """From every stream's record batches (side inputs) to the run's rows.
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
+    Versions and duplicates need every copy of a key together, so the
+    batches of a stream meet here in one DuckDB connection: one copy per
+    event_id (conflicting copies quarantined as dead letters), then every
+    indicator, rule result and failure of the run.  Outputs: the RunResult,
+    ``dead_letters`` and per-stream ``stats``."""
 
-    def process(self, _, **tables):
+    def __init__(self, ctx: RunContext, quarantine_dir: str):
+        self.ctx, self.quarantine_dir = ctx, quarantine_dir
+
+    def process(self, _, **batches):
         con = connect()
         try:
-            load_accepted(con, tables)
+            for stream in schemas.STREAM_NAMES:
+                table = pa.Table.from_batches(batches.get(stream) or [], schema=_batch_schema(stream))
+                con.register(f"{stream}_raw", table)
+                result = resolve_deliveries(con, stream, f"{stream}_raw")
+                con.unregister(f"{stream}_raw")
+                yield from self._conflicts(stream, result["conflicts"])
+                yield beam.pvalue.TaggedOutput("stats", {
+                    "stream": stream, "decoded": table.num_rows,
+                    "duplicates": result["duplicates"], "conflicts": result["conflicts"].num_rows})
+                del table
             yield compute_run(con, self.ctx)
         finally:
             con.close()
+
+    def _conflicts(self, stream: str, conflicts: pa.Table):
+        for row in conflicts.to_pylist():
+            source = f"{row.pop('_source')}#record={row.pop('_index')}"
+            dl = quarantine(self.quarantine_dir, stream, source,
+                            f"conflicting duplicate of event_id {row['event_id']!r}: differs from "
+                            "the copy kept", encode_record(stream, row))
+            yield beam.pvalue.TaggedOutput("dead_letters", dl.as_dict())
 
 
 class Publish(beam.DoFn):
@@ -134,30 +110,23 @@ class Publish(beam.DoFn):
 
 def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str, run_id: str,
           quarantine_dir: str) -> None:
-    accepted, dead, stats = {}, [], []
+    batches, dead = {}, []
     for stream in schemas.STREAM_NAMES:
         label = stream.title().replace("_", "")
         pattern = FileSystems.join(input_root, stream, "*.avro")
         read = p | f"Read{label}" >> ReadStream(stream, pattern, quarantine_dir)
-        resolved = (
-            read.batches
-            | f"Gather{label}" >> GatherTable(stream)
-            | f"Resolve{label}" >> beam.ParDo(ResolveDeliveries(stream, quarantine_dir)).with_outputs(
-                "dead_letters", "stats", main="accepted")
-        )
-        accepted[stream] = beam.pvalue.AsSingleton(resolved.accepted, default_value=None)
-        dead += [read.dead_letters, resolved.dead_letters]
-        stats.append(resolved.stats)
-    result = (
+        batches[stream] = beam.pvalue.AsList(read.batches)
+        dead.append(read.dead_letters)
+    computed = (
         p
         | "Start" >> beam.Create([None])
-        | "ComputeIndicators" >> beam.ParDo(ComputeIndicators(ctx), **accepted)
+        | "ComputeIndicators" >> beam.ParDo(ComputeIndicators(ctx, quarantine_dir), **batches)
+        .with_outputs("dead_letters", "stats", main="result")
     )
-    dead_letters = tuple(dead) | "AllDeadLetters" >> beam.Flatten()
-    all_stats = tuple(stats) | "AllStats" >> beam.Flatten()
-    _ = result | "Publish" >> beam.ParDo(
+    dead_letters = (*dead, computed.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    _ = computed.result | "Publish" >> beam.ParDo(
         Publish(warehouse_uri, run_id, ctx, input_root),
-        beam.pvalue.AsList(dead_letters), beam.pvalue.AsList(all_stats))
+        beam.pvalue.AsList(dead_letters), beam.pvalue.AsList(computed.stats))
 
 
 def make_context(opts: NightlyOptions) -> RunContext:

@@ -240,15 +240,16 @@ RETENTION_EXTRA_DAYS = {"settlement": LIST_DAYS + 1}
 
 def link_keys(element):
     """(stream, record) -> (link key, (role, stream, record)).  "own": the
-    record is a version of this key; "context": it changes how this key's
-    versions count (a reversal naming it, one of its settlement lists)."""
+    record belongs to this key (a version of it, or one of its settlement
+    lists) and is counted there; "context": a reversal naming another
+    settlement, which changes how that settlement counts."""
     stream, rec = element
     if stream == "settlement":
         yield ("settlement", rec["setl_id"]), ("own", stream, rec)
         if rec["refd_setl_flag"] == "1" and rec["init_setl_id"] not in (None, rec["setl_id"]):
             yield ("settlement", rec["init_setl_id"]), ("context", stream, rec)
     elif stream == "settlement_list":
-        yield ("settlement", rec["setl_id"]), ("context", stream, rec)
+        yield ("settlement", rec["setl_id"]), ("own", stream, rec)
     elif stream == "filing":
         yield ("filing", rec["case_id"]), ("own", stream, rec)
     else:  # contribution, enrolment: each record is its own business key
@@ -306,7 +307,8 @@ class LinkRecords(beam.DoFn):
             return
         day = business_date(event_time(stream, rec))
         days = days_state.read() or set()
-        fresh = {day} - days if own else set()
+        # A version puts its key on its day; a list or a reversal only follows.
+        fresh = {day} - days if own and stream != "settlement_list" else set()
         if fresh:
             days_state.write(days | fresh)
         everything = [*kept, (stream, rec)]

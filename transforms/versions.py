@@ -14,7 +14,7 @@ import io
 
 import duckdb
 import fastavro
-import pyarrow as pa
+import pyarrow.compute as pc
 
 import schemas
 
@@ -25,31 +25,32 @@ def _cols(stream: str, alias: str = "") -> str:
 
 
 def resolve_deliveries(con: duckdb.DuckDBPyConnection, stream: str, raw: str) -> dict:
-    """Creates table ``{stream}_accepted`` from relation ``raw``; returns
-    counts and the conflicting copies (an Arrow table with _source, _index)."""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {stream}_ranked AS
+    """Creates table ``{stream}_accepted`` from relation ``raw``; returns the
+    number of identical duplicates and the conflicting copies (Arrow, with
+    _source and _index).  Only event_ids delivered more than once are ranked,
+    so the common case is one hash aggregate and an anti-join."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {stream}_copies AS
         SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY _source, _index) AS _copy
-        FROM {raw}"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {stream}_accepted AS
-        SELECT * EXCLUDE (_copy) FROM {stream}_ranked WHERE _copy = 1"""
-    )
+        FROM {raw}
+        WHERE event_id IN (SELECT event_id FROM {raw} GROUP BY event_id HAVING count(*) > 1)""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {stream}_accepted AS
+        SELECT * FROM {raw} WHERE event_id NOT IN (SELECT event_id FROM {stream}_copies)
+        UNION ALL
+        SELECT * EXCLUDE (_copy) FROM {stream}_copies WHERE _copy = 1""")
     later = con.sql(
         f"""SELECT r.* EXCLUDE (_copy),
                    struct_pack({_cols(stream, 'r')}) IS NOT DISTINCT FROM
                    struct_pack({_cols(stream, 'w')}) AS _identical
-            FROM {stream}_ranked r JOIN {stream}_ranked w
+            FROM {stream}_copies r JOIN {stream}_copies w
               ON r.event_id = w.event_id AND w._copy = 1
             WHERE r._copy > 1
             ORDER BY r._source, r._index"""
     ).to_arrow_table()
-    identical = later.column("_identical").to_pylist() if later.num_rows else []
-    conflicts = later.filter(pa.array([not x for x in identical], pa.bool_())) if later.num_rows else later
+    identical = pc.fill_null(later.column("_identical"), False)
+    con.execute(f"DROP TABLE {stream}_copies")
     return {
-        "duplicates": sum(identical),
-        "conflicts": conflicts.drop_columns(["_identical"]) if later.num_rows else None,
+        "duplicates": pc.sum(identical).as_py() or 0,
+        "conflicts": later.filter(pc.invert(identical)).drop_columns(["_identical"]),
     }
 
 
