@@ -29,6 +29,11 @@ class Rule:
     description: str
     stream: str
     columns: tuple[str, ...]  # contract columns the rule reads (derived ones mapped to their source)
+    cross_record: bool = False  # its verdict depends on the other records evaluated together
+
+
+#: Expectation types whose verdict for a row depends on other rows (E09).
+CROSS_RECORD_TYPES = frozenset({"expect_no_concurrent_enrolment"})
 
 
 @functools.cache
@@ -67,16 +72,18 @@ def _rules(stream: str) -> tuple[Rule, ...]:
     for exp in _suite(stream)["expectations"]:
         meta = exp["meta"]
         cols = tuple(source.get(c, c) for c in expectation_columns(exp))
+        cross = exp["type"] in CROSS_RECORD_TYPES
         rule = by_id.get(meta["rule_id"])
         if rule is None:
             by_id[meta["rule_id"]] = Rule(meta["rule_id"], meta["severity"], meta["description"],
-                                          stream, tuple(dict.fromkeys(cols)))
+                                          stream, tuple(dict.fromkeys(cols)), cross)
             continue
         if (rule.severity, rule.description) != (meta["severity"], meta["description"]):
             raise ValueError(f"suite {stream}: the expectations of {rule.rule_id} disagree on "
                              "severity or description")
         by_id[rule.rule_id] = Rule(rule.rule_id, rule.severity, rule.description, stream,
-                                   tuple(dict.fromkeys(rule.columns + cols)))
+                                   tuple(dict.fromkeys(rule.columns + cols)),
+                                   rule.cross_record or cross)
     return tuple(by_id.values())
 
 

@@ -17,6 +17,7 @@ row, and cross-record rules (E09) query the whole evaluated set, by name.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 
 from .catalogue import rules, suite
@@ -309,15 +310,19 @@ def expectation_sql(exp: dict, parameters: dict, ctx: Context | None = None) -> 
 _EVALUATED = "_evaluated"  # CTE: the relation plus derived columns
 
 
-def verdict_sql(stream: str, ref, relation: str) -> str:
+def verdict_sql(stream: str, ref, relation: str, only: Collection[str] | None = None) -> str:
     """SELECT every column of ``relation`` (a table or view holding the
     stream's contract columns) plus one BOOLEAN column per rule, named by
     rule_id, TRUE = the record fails the rule, never NULL, in catalogue order.
-    Cross-record rules (E09) are evaluated over the whole relation."""
+    Cross-record rules (E09) are evaluated over the whole relation.
+    ``only``: the rules to evaluate (default all) — e.g. record-level rules
+    once over every version, the cross-record rule per snapshot."""
     parameters, ctx = suite_parameters(ref), Context(_EVALUATED)
-    parts: dict[str, list[str]] = {r.rule_id: [] for r in rules(stream)}
+    parts: dict[str, list[str]] = {r.rule_id: [] for r in rules(stream)
+                                   if only is None or r.rule_id in only}
     for exp in suite(stream)["expectations"]:
-        parts[exp["meta"]["rule_id"]].append(expectation_sql(exp, parameters, ctx))
+        if exp["meta"]["rule_id"] in parts:
+            parts[exp["meta"]["rule_id"]].append(expectation_sql(exp, parameters, ctx))
     verdicts = ",\n  ".join(f"coalesce({' OR '.join(f'({p})' for p in ps)}, FALSE) AS {_col(rid)}"
                             for rid, ps in parts.items())
     helpers = [d.name for d in DERIVED[stream]] + list(ctx.shared.values())

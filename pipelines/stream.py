@@ -110,7 +110,7 @@ class StreamOptions(PipelineOptions):
                                  "per stream; messages are single Avro records)")
         parser.add_argument("--poll_interval", type=float, default=5.0,
                             help="Seconds between two listings of the landing directory")
-        parser.add_argument("--early_firing_seconds", type=float, default=None,
+        parser.add_argument("--early_firing_seconds", type=int, default=None,
                             help="Early panes every N seconds of processing time; default "
                                  "parameters.early_firing_seconds (30)")
         parser.add_argument("--allowed_lateness_days", type=int, default=None,
@@ -201,7 +201,7 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
         warehouse=opts.warehouse,
         run_id=run_id,
         quarantine_dir=opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine"),
-        early_firing_seconds=float(early if early is not None else params["early_firing_seconds"]),
+        early_firing_seconds=max(1, int(early if early is not None else params["early_firing_seconds"])),
         allowed_lateness_days=int(lateness if lateness is not None
                                   else params["allowed_lateness_days"]),
     )

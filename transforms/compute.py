@@ -81,6 +81,7 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
 
     blocking = prepare.rule_ids("enrolment", "blocking")
     every = prepare.rule_ids("enrolment")
+    prepare.enrolment_record_verdicts(con, ctx)
     for month in ctx.months:
         prepare.enrolment_snapshot(con, ctx, "enrol_snap", month_end(month))
         components += comp.enrolment_components(con, "enrol_snap", month, blocking, every)

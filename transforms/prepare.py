@@ -155,11 +155,23 @@ def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: lis
            pa.schema([("start", pa.date32()), ("n", pa.int32()), ("deadline", pa.date32())]))
 
 
+def enrolment_record_verdicts(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    """Record-level enrolment verdicts, once, over every version at as_of:
+    a version's own verdicts do not depend on the snapshot it is in."""
+    record_rules = [r.rule_id for r in expectations.rules("enrolment") if not r.cross_record]
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW enrolment_asof AS SELECT * FROM enrolment_accepted
+                    WHERE event_time <= TIMESTAMPTZ '{ctx.as_of.isoformat()}'""")
+    con.execute("CREATE OR REPLACE TEMP TABLE enrolment_record_verdicts AS "
+                + expectations.verdict_sql("enrolment", ctx.ref, "enrolment_asof", only=record_rules))
+
+
 def enrolment_snapshot(con: duckdb.DuckDBPyConnection, ctx: RunContext, name: str,
                        until: dt.date | None) -> None:
-    """Latest enrolment versions at a period end (stocks), with verdicts:
-    E09 is evaluated among the versions of this snapshot."""
+    """Latest enrolment versions at a period end (stocks) with every verdict:
+    the record-level ones from ``enrolment_record_verdicts``, the
+    cross-record ones (E09) evaluated among this snapshot's versions."""
+    cross = [r.rule_id for r in expectations.rules("enrolment") if r.cross_record]
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_latest AS "
-                f"{latest_sql('enrolment', 'enrolment_accepted', ctx.as_of, until)}")
+                f"{latest_sql('enrolment', 'enrolment_record_verdicts', ctx.as_of, until)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
-                f"{expectations.verdict_sql('enrolment', ctx.ref, name + '_latest')}")
+                f"{expectations.verdict_sql('enrolment', ctx.ref, name + '_latest', only=cross)}")

@@ -98,7 +98,7 @@ class StreamSettings:
     warehouse: str
     run_id: str
     quarantine_dir: str
-    early_firing_seconds: float
+    early_firing_seconds: int  # whole seconds: the runner API has no finer trigger delay
     allowed_lateness_days: int
 
 
@@ -108,14 +108,22 @@ def event_time(stream: str, rec: dict) -> dt.datetime:
     return rec[schemas.load(stream).event_time_field]
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def instant(value: dt.datetime) -> Timestamp:
+    """A Beam timestamp of an aware datetime (whatever its UTC tzinfo object:
+    Arrow's is not the one Beam's from_utc_datetime accepts)."""
+    return Timestamp(micros=(value - _EPOCH) // dt.timedelta(microseconds=1))
+
+
 def day_of(ts: Timestamp) -> dt.date:
     return business_date(dt.datetime.fromtimestamp(ts.micros / 1e6, dt.UTC))
 
 
 def day_start(day: dt.date) -> Timestamp:
     """The instant the business day begins (00:00 Asia/Shanghai)."""
-    midnight = dt.datetime.combine(day, dt.time(), tzinfo=BUSINESS_TZ)
-    return Timestamp.from_utc_datetime(midnight.astimezone(dt.UTC))
+    return instant(dt.datetime.combine(day, dt.time(), tzinfo=BUSINESS_TZ))
 
 
 def day_expiry(day: dt.date, lateness_days: int) -> Timestamp:
@@ -161,7 +169,7 @@ class DecodeDeliveries(beam.DoFn):
             yield _dead_letter(quarantine(self.quarantine_dir, stream, source, str(err), data))
             return
         rec.update(_source=source, _index=0)
-        yield TimestampedValue((stream, rec), Timestamp.from_utc_datetime(event_time(stream, rec)))
+        yield TimestampedValue((stream, rec), instant(event_time(stream, rec)))
 
     def _file(self, landed: LandedFile):
         for item in iter_avro_batches(landed.path, landed.stream, self.quarantine_dir):
@@ -171,8 +179,7 @@ class DecodeDeliveries(beam.DoFn):
                 continue
             yield _tally(landed.stream, read=item.num_rows)
             for rec in item.to_pylist():
-                yield TimestampedValue((landed.stream, rec),
-                                       Timestamp.from_utc_datetime(event_time(landed.stream, rec)))
+                yield TimestampedValue((landed.stream, rec), instant(event_time(landed.stream, rec)))
 
 
 # --- 2. lateness ----------------------------------------------------------------
