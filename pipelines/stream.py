@@ -60,6 +60,7 @@ import schemas
 from pipelines.config import load_config
 from pipelines.options import DEFAULT_WAREHOUSE
 from transforms.context import RunContext
+from transforms.indicators.catalog import INDICATORS
 from transforms.streaming import (
     DEAD_LETTERS,
     TALLIES,
@@ -74,7 +75,7 @@ from transforms.streaming import (
     count_row,
 )
 from transforms.streaming_compute import FOREVER
-from transforms.streaming_sink import WriteToWarehouse, upsert
+from transforms.streaming_sink import WriteToWarehouse, upsert, with_warehouse
 from transforms.streaming_sources import LandingWatch, ReadSubscriptions, parse_subscriptions
 
 log = logging.getLogger(__name__)
@@ -209,24 +210,23 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
 
 def begin_stream(settings: StreamSettings, runner: str, options: dict) -> None:
     """The job's one pipeline_runs row (status running) and zero counts."""
-    from transforms.indicators.catalog import INDICATORS
-    from warehouse import open_warehouse
+    codes = [i.code for i in INDICATORS]
 
-    with open_warehouse(settings.warehouse) as wh:
-        wh.ensure_schema([i.code for i in INDICATORS])
+    def begin(wh):
+        wh.ensure_schema(codes)
         wh.begin_run(settings.run_id, "stream", runner, dt.datetime.now(dt.UTC), None, options)
+
+    with_warehouse(settings.warehouse, begin)
     upsert(settings.warehouse, settings.run_id, "pipeline_run_streams",
            [count_row(settings.run_id, s, {}) for s in schemas.STREAM_NAMES])
 
 
 def end_stream(settings: StreamSettings, error: BaseException | None = None) -> None:
-    from warehouse import open_warehouse
-
-    with open_warehouse(settings.warehouse) as wh:
-        if error is None:
-            wh.finish_run(settings.run_id, "succeeded")
-        else:
-            wh.fail_run(settings.run_id, error)
+    """A bounded run that ended (or any run that failed) closes its row."""
+    if error is None:
+        with_warehouse(settings.warehouse, lambda wh: wh.finish_run(settings.run_id, "succeeded"))
+    else:
+        with_warehouse(settings.warehouse, lambda wh: wh.fail_run(settings.run_id, error))
 
 
 def run(argv: list[str] | None = None) -> str:

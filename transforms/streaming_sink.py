@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import apache_beam as beam
 import duckdb
@@ -37,23 +38,29 @@ def arrow_rows(name: str, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema(present))
 
 
-def upsert(uri: str, run_id: str, name: str, rows: list[dict]) -> None:
-    if not rows:
-        return
-    scopes = ({"dead_letters": Scope(values={"source": sorted({r["source"] for r in rows})})}
-              if name == "dead_letters" else None)
-    tables = {name: arrow_rows(name, rows)}
+def with_warehouse(uri: str, action: Callable) -> None:
+    """``action(warehouse)`` in its own connection, taking turns with the
+    job's other writes and retrying while another process holds the file."""
     with _LOCKS[uri]:
         for attempt in range(RETRIES):
             try:
                 with open_warehouse(uri) as wh:
-                    wh.publish(run_id, tables, scopes)
+                    action(wh)
                 return
             except duckdb.IOException as err:  # the file is locked by another process
                 if attempt == RETRIES - 1:
                     raise
                 log.info("warehouse busy (%s); retrying", err)
                 time.sleep(RETRY_SECONDS)
+
+
+def upsert(uri: str, run_id: str, name: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    scopes = ({"dead_letters": Scope(values={"source": sorted({r["source"] for r in rows})})}
+              if name == "dead_letters" else None)
+    tables = {name: arrow_rows(name, rows)}
+    with_warehouse(uri, lambda wh: wh.publish(run_id, tables, scopes))
 
 
 class WriteToWarehouse(beam.DoFn):

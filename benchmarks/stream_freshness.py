@@ -1,0 +1,137 @@
+"""Freshness of the streaming job: time from an Avro file landing in the
+watched directory to its values in the warehouse (median and p95).
+
+The job runs as ``python -m pipelines.stream --landing DIR`` (what ``yibao
+stream`` runs) in a subprocess.  Every few seconds a file of settlements of
+a business day of its own is renamed into ``DIR/settlement``; the clock
+stops when that day's I08 DAY row for the province counts all of the file's
+records.  Latency = poll interval (a file is taken once its size held still
+over two listings) + early firing delay + the day's SQL + the upsert.
+
+    .venv/bin/python benchmarks/stream_freshness.py [--files 20] [--records 200]
+        [--interval 2] [--early-firing-seconds 1] [--poll-interval 0.5]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.builders import settlement, write_avro  # noqa: E402
+from warehouse.duckdb_store import connect  # noqa: E402
+
+FIRST_DAY = dt.date(2023, 3, 1)
+
+
+def day_rows(warehouse: Path) -> dict[dt.date, int]:
+    """Province I08 DAY denominators written so far (empty while the file is busy)."""
+    try:
+        con = connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return {}
+    try:
+        rows = con.execute("""SELECT period_start, denominator FROM indicator_values
+            WHERE indicator_code = 'I08' AND region_code = '640000' AND period_type = 'DAY'
+              AND pipeline = 'stream'""").fetchall()
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+    return {day: int(den) for day, den in rows}
+
+
+def job_started(warehouse: Path) -> bool:
+    try:
+        con = connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        return bool(con.execute("SELECT count(*) FROM pipeline_runs").fetchone()[0])
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+
+
+def make_file(staging: Path, i: int, records: int) -> tuple[Path, dt.date]:
+    day = FIRST_DAY + dt.timedelta(days=i)
+    noon = dt.datetime.combine(day, dt.time(4), tzinfo=dt.UTC)  # 12:00 in Shanghai
+    recs = [settlement(f"f{i}-{n}", noon + dt.timedelta(seconds=n)) for n in range(records)]
+    return write_avro(staging / f"day{i:03d}.avro", "settlement", recs), day
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=20)
+    ap.add_argument("--records", type=int, default=200, help="settlements per file")
+    ap.add_argument("--interval", type=float, default=2.0, help="seconds between two files")
+    ap.add_argument("--early-firing-seconds", type=int, default=1)
+    ap.add_argument("--poll-interval", type=float, default=0.5)
+    args = ap.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="stream_freshness_"))
+    landing, staging, warehouse = work / "landing", work / "staging", work / "w.duckdb"
+    (landing / "settlement").mkdir(parents=True)
+    staging.mkdir()
+    files = [make_file(staging, i, args.records) for i in range(args.files)]
+    runtime = args.files * args.interval + 30
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.stream", "--landing", str(landing),
+         "--warehouse", f"duckdb:///{warehouse}", "--max_runtime_seconds", str(runtime),
+         "--poll_interval", str(args.poll_interval),
+         "--early_firing_seconds", str(args.early_firing_seconds)],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not job_started(warehouse):
+            time.sleep(0.2)
+        time.sleep(2)  # the pipeline is being built and the watch starts
+        landed: dict[dt.date, float] = {}
+        latency: dict[dt.date, float] = {}
+        next_at = time.time()
+        deadline = time.time() + runtime
+        while len(latency) < len(files) and time.time() < deadline:
+            if len(landed) < len(files) and time.time() >= next_at:
+                path, day = files[len(landed)]
+                path.rename(landing / "settlement" / path.name)
+                landed[day] = time.time()
+                next_at += args.interval
+            seen = day_rows(warehouse)
+            now = time.time()
+            for day, t0 in landed.items():
+                if day not in latency and seen.get(day) == args.records:
+                    latency[day] = now - t0
+            time.sleep(0.05)
+    finally:
+        job.terminate()
+        job.wait(timeout=60)
+
+    values = list(latency.values())
+    print(f"files: {len(files)} x {args.records} settlements, one every {args.interval} s; "
+          f"poll {args.poll_interval} s, early firing {args.early_firing_seconds} s")
+    if not values:
+        print("no file reached the warehouse")
+        return
+    print(f"reached the warehouse: {len(values)}/{len(files)}")
+    print(f"landing -> warehouse latency: median {statistics.median(values):.2f} s, "
+          f"p95 {percentile(values, 0.95):.2f} s, max {max(values):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
