@@ -90,7 +90,16 @@ def warehouse(tmp_path_factory):
                    medfee_sumamt=D(1200), psn_cash_pay=D(460)),
         settlement("h1", sh(2023, 10, 4, 10), insu_admdvs="640122", fix_blng_admdvs="640122"),
     ]
-    enrolments = [enrolment("e1", sh(2023, 9, 5, 10), insu_admdvs="640100")]  # 市本级
+    pair = enrolment("e7", sh(2023, 9, 6, 10), insu_admdvs="640106", insutype="310", emp_no="E7")
+    enrolments = [
+        enrolment("e1", sh(2023, 9, 5, 10), insu_admdvs="640100"),  # 市本级
+        # I07 in 西夏区: one clean, one name with a full-width digit (E02), one 310 without employer (E08).
+        enrolment("e2", sh(2023, 9, 5, 10), insu_admdvs="640105"),
+        enrolment("e3", sh(2023, 9, 5, 10), insu_admdvs="640105", psn_name="王１"),
+        enrolment("e4", sh(2023, 9, 5, 10), insu_admdvs="640105", insutype="310", emp_no="  "),
+        # 金凤区: one certno active in both 310 and 390 (重复参保, E09): both records fail.
+        pair, dict(enrolment("e7", sh(2023, 9, 7, 10), insu_admdvs="640106"), certno=pair["certno"]),
+    ]
 
     write_avro(root / "filing" / "cases.avro", "filing", cases)
     write_avro(root / "contribution" / "k.avro", "contribution", contributions)
@@ -152,11 +161,21 @@ def test_cross_province_inpatient_direct_settlement(warehouse):
 
 
 def test_city_level_enrolment_counts_at_pooling_and_province_only(warehouse):
-    assert nd(warehouse, "I07", "640100", 9) == (1, 1)
-    assert nd(warehouse, "I07", "640000", 10) == (1, 1)  # a stock: still there at October's end
+    # 银川 = the 市本级 record + 西夏区's three + 金凤区's two; no county holds the 市本级 one.
+    assert nd(warehouse, "I07", "640100", 9) == (2, 6)
+    assert nd(warehouse, "I07", "640000", 10) == (2, 6)  # stocks: still there at October's end
     assert nd(warehouse, "I07", "640104", 9) == (0, 0)
+    # I09 persons: 西夏区 3, 金凤区 1 (one certno in 310 and 390 counts once), 市本级 1.
+    assert nd(warehouse, "I09", "640105", 10)[0] == 3
+    assert nd(warehouse, "I09", "640106", 10)[0] == 1
     num, den = nd(warehouse, "I09", "640100", 10)
-    assert num == 1 and den > 1_000_000  # 银川's counties' registered population
+    assert num == 5 and den > 1_000_000  # 银川's counties' registered population
+
+
+def test_enrolment_qualification_rate_from_the_verdicts(warehouse):
+    assert nd(warehouse, "I07", "640105", 9) == (1, 3)  # E02 and E08 fail
+    assert nd(warehouse, "I07", "640106", 9) == (0, 2)  # E09 fails both
+    assert nd(warehouse, "I07", "640100", 9, "YTD") == (2, 6)
 
 
 def test_catalogue_indicators_use_the_most_specific_matter_rows(warehouse):
