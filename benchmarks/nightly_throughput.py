@@ -17,7 +17,8 @@ For each size (settlement records: 100k, 1m, 5m, ...):
    independent oracle (tests/independent/oracle.py) with the fastest reader plugged
    in, in a subprocess (benchmarks/avro_baseline.py).
 
-Wall time is the subprocess's, start-up included.  Peak RSS is the largest sum of
+Wall time is the subprocess's, start-up included; with --repeat N every
+configuration runs N times (round robin) and the fastest attempt is reported.  Peak RSS is the largest sum of
 the resident set sizes of the subprocess and all its descendants, sampled every
 0.1 s from /proc (Linux); the largest single process (wait4's ru_maxrss) is kept
 in the JSON too.  records/s counts the records written to every stream.
@@ -265,6 +266,49 @@ def print_results(runs: list[dict]) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def choose_reader(data: Path, label: str) -> tuple[list[dict], dict]:
+    """Every reader on one data set; the fastest faithful one, checked: the oracle's
+    indicators and rule counts with it equal the untouched oracle's."""
+    readers = avro_baseline.compare_readers(str(data))
+    print_readers(readers, f"{label} settlements")
+    reader = avro_baseline.fastest(readers)
+    as_of = avro_baseline.parse_as_of((data / "as_of.txt").read_text())
+    months = avro_baseline.month_list(avro_baseline.last_year(as_of))
+    same = avro_baseline.same_output(avro_baseline.compute(str(data), as_of, months, "fastavro"),
+                                     avro_baseline.compute(str(data), as_of, months, reader))
+    console.print(f"baseline reader: {reader}; with it the oracle's indicators and rule counts "
+                  f"on {label} equal the untouched oracle's: {same}")
+    return readers, {"reader": reader, "output_equals_oracle": same}
+
+
+def measure_size(label: str, data: Path, records: int, workers: list[int], reader: str | None,
+                 repeat: int, logs: Path) -> list[dict]:
+    """The baseline (when a reader is given) and every pipeline configuration on one
+    data set, each ``repeat`` times; the fastest attempt of each."""
+    as_of = (data / "as_of.txt").read_text().strip()
+    months = avro_baseline.last_year(avro_baseline.parse_as_of(as_of))
+    configs = [(n, mode) for n in workers
+               for mode in ([None] if n == 1 else ["multi_threading", "multi_processing"])]
+    tries = defaultdict(list)
+    for attempt in range(1, repeat + 1):  # round robin: drift hits every configuration alike
+        if reader:
+            tries["baseline"].append(run_baseline(data, as_of, months, reader, logs, attempt))
+        for n, mode in configs:
+            console.print(f"{label}: nightly, {n} worker(s), {mode or 'default mode'}, "
+                          f"attempt {attempt} …")
+            tries[(n, mode)].append(run_pipeline(data, as_of, months, n, mode, logs, attempt))
+    runs = [fastest_try(t) for t in tries.values()]
+    base = runs[0] if reader and runs[0]["returncode"] == 0 else None
+    for r in runs:
+        r.update(size=label, records=records, months=months,
+                 records_per_s=round(records / r["seconds"]))
+        if base and r["returncode"] == 0:
+            r["vs_baseline"] = round(r["records_per_s"] / base["records_per_s"], 3)
+        if r["returncode"] != 0:
+            r["status"] = f"failed (exit {r['returncode']}, see {r['log']})"
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="100k,1m,5m", help="settlement records per data set")
@@ -283,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": machine(), "git": git(), "versions": versions(), "seed": args.seed,
               "load_average_at_start": os.getloadavg(), "data_sets": {}, "readers": None,
-              "baseline_reader": None,
-              "runs": []}
+              "baseline_reader": None, "runs": []}
     console.print(report["machine"], report["git"])
 
     rate = settlements_per_person(data_dir, args.seed)
@@ -301,43 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     reader = None
     if not args.skip_baseline:
         smallest = min(sizes, key=parse_size)
-        report["readers"] = avro_baseline.compare_readers(str(sets[smallest]))
-        print_readers(report["readers"], f"{smallest} settlements")
-        reader = avro_baseline.fastest(report["readers"])
-        data = sets[smallest]
-        as_of = avro_baseline.parse_as_of((data / "as_of.txt").read_text())
-        months = avro_baseline.month_list(avro_baseline.last_year(as_of))
-        same = avro_baseline.same_output(
-            avro_baseline.compute(str(data), as_of, months, "fastavro"),
-            avro_baseline.compute(str(data), as_of, months, reader))
-        report["baseline_reader"] = {"reader": reader, "output_equals_oracle": same}
-        console.print(f"baseline reader: {reader}; with it the oracle's indicators and rule "
-                      f"counts on {smallest} equal the untouched oracle's: {same}")
+        report["readers"], report["baseline_reader"] = choose_reader(sets[smallest], smallest)
+        reader = report["baseline_reader"]["reader"]
 
     for label in sizes:
-        data = sets[label]
         records = sum(report["data_sets"][label]["records"].values())
-        as_of = (data / "as_of.txt").read_text().strip()
-        months = avro_baseline.last_year(avro_baseline.parse_as_of(as_of))
-        configs = [(n, mode) for n in workers
-                   for mode in ([None] if n == 1 else ["multi_threading", "multi_processing"])]
-        tries = defaultdict(list)
-        for attempt in range(1, args.repeat + 1):  # round robin: drift hits every config alike
-            if reader:
-                tries["baseline"].append(run_baseline(data, as_of, months, reader, logs, attempt))
-            for n, mode in configs:
-                console.print(f"{label}: nightly, {n} worker(s), {mode or 'default mode'}, "
-                              f"attempt {attempt} …")
-                tries[(n, mode)].append(run_pipeline(data, as_of, months, n, mode, logs, attempt))
-        runs = [fastest_try(t) for t in tries.values()]
-        base = runs[0] if reader and runs[0]["returncode"] == 0 else None
-        for r in runs:
-            r.update(size=label, records=records, months=months,
-                     records_per_s=round(records / r["seconds"]))
-            if base and r["returncode"] == 0:
-                r["vs_baseline"] = round(r["records_per_s"] / base["records_per_s"], 3)
-            if r["returncode"] != 0:
-                r["status"] = f"failed (exit {r['returncode']}, see {r['log']})"
+        runs = measure_size(label, sets[label], records, workers, reader, args.repeat, logs)
         report["runs"] += runs
         print_results(runs)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import tempfile
 import uuid
 
 import apache_beam as beam
@@ -44,45 +45,54 @@ from transforms.compute import compute_run, connect
 from transforms.context import RunContext, default_months, month_range
 from transforms.decode import ReadStream
 from transforms.quarantine import quarantine
+from transforms.staging import StageBatches, local_paths
+from transforms.staging import remove as remove_staging
 from transforms.timeutil import parse_instant
 from transforms.versions import encode_record, resolve_deliveries
 
 log = logging.getLogger(__name__)
 
 
-def _batch_schema(stream: str) -> pa.Schema:
+def _batch_schema(stream: str) -> pa.Schema:  # the decoder's batches: contract + provenance
     return schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
         pa.field("_index", pa.int64()))
 
 
 class ComputeIndicators(beam.DoFn):
-    """From every stream's record batches (side inputs) to the run's rows.
+    """From every stream's staged batches (side inputs: Parquet paths) to the
+    run's rows.
 
-    Versions and duplicates need every copy of a key together, so the
-    batches of a stream meet here in one DuckDB connection: one copy per
-    event_id (conflicting copies quarantined as dead letters), then every
-    indicator, rule result and failure of the run.  Outputs: the RunResult,
-    ``dead_letters`` and per-stream ``stats``."""
+    Versions and duplicates need every copy of a key together, so a
+    stream's batches meet here in one DuckDB database (on local disk, with a
+    memory limit, so large inputs spill instead of exhausting memory): one
+    copy per event_id (conflicting copies quarantined as dead letters), then
+    every indicator, rule result and failure of the run.  Outputs: the
+    RunResult, ``dead_letters`` and per-stream ``stats``."""
 
-    def __init__(self, ctx: RunContext, quarantine_dir: str):
-        self.ctx, self.quarantine_dir = ctx, quarantine_dir
+    def __init__(self, ctx: RunContext, quarantine_dir: str, memory_limit: str):
+        self.ctx, self.quarantine_dir, self.memory_limit = ctx, quarantine_dir, memory_limit
 
-    def process(self, _, **batches):
-        con = connect()
-        try:
-            for stream in schemas.STREAM_NAMES:
-                table = pa.Table.from_batches(batches.get(stream) or [], schema=_batch_schema(stream))
-                con.register(f"{stream}_raw", table)
-                result = resolve_deliveries(con, stream, f"{stream}_raw")
-                con.unregister(f"{stream}_raw")
-                yield from self._conflicts(stream, result["conflicts"])
-                yield beam.pvalue.TaggedOutput("stats", {
-                    "stream": stream, "decoded": table.num_rows,
-                    "duplicates": result["duplicates"], "conflicts": result["conflicts"].num_rows})
-                del table
-            yield compute_run(con, self.ctx)
-        finally:
-            con.close()
+    def process(self, _, **staged):
+        with tempfile.TemporaryDirectory(prefix="yibao-compute-") as work:
+            con = connect(os.path.join(work, "compute.duckdb"), memory_limit=self.memory_limit)
+            try:
+                for stream in schemas.STREAM_NAMES:
+                    parts = staged.get(stream) or []
+                    paths = local_paths([p for p, _ in parts], work)
+                    if paths:
+                        con.execute(f"CREATE OR REPLACE TEMP VIEW {stream}_raw AS "
+                                    f"SELECT * FROM read_parquet({paths!r})")
+                    else:
+                        con.register(f"{stream}_raw", _batch_schema(stream).empty_table())
+                    result = resolve_deliveries(con, stream, f"{stream}_raw")
+                    yield from self._conflicts(stream, result["conflicts"])
+                    yield beam.pvalue.TaggedOutput("stats", {
+                        "stream": stream, "decoded": sum(n for _, n in parts),
+                        "duplicates": result["duplicates"],
+                        "conflicts": result["conflicts"].num_rows})
+                yield compute_run(con, self.ctx)
+            finally:
+                con.close()
 
     def _conflicts(self, stream: str, conflicts: pa.Table):
         for row in conflicts.to_pylist():
@@ -109,18 +119,20 @@ class Publish(beam.DoFn):
 
 
 def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str, run_id: str,
-          quarantine_dir: str) -> None:
-    batches, dead = {}, []
+          quarantine_dir: str, staging_dir: str, memory_limit: str = "4GB") -> None:
+    staged, dead = {}, []
     for stream in schemas.STREAM_NAMES:
         label = stream.title().replace("_", "")
         pattern = FileSystems.join(input_root, stream, "*.avro")
         read = p | f"Read{label}" >> ReadStream(stream, pattern, quarantine_dir)
-        batches[stream] = beam.pvalue.AsList(read.batches)
+        paths = read.batches | f"Stage{label}" >> beam.ParDo(StageBatches(stream, staging_dir))
+        staged[stream] = beam.pvalue.AsList(paths)
         dead.append(read.dead_letters)
     computed = (
         p
         | "Start" >> beam.Create([None])
-        | "ComputeIndicators" >> beam.ParDo(ComputeIndicators(ctx, quarantine_dir), **batches)
+        | "ComputeIndicators" >> beam.ParDo(
+            ComputeIndicators(ctx, quarantine_dir, memory_limit), **staged)
         .with_outputs("dead_letters", "stats", main="result")
     )
     dead_letters = (*dead, computed.dead_letters) | "AllDeadLetters" >> beam.Flatten()
@@ -151,15 +163,20 @@ def run(argv: list[str] | None = None) -> str:
     ctx = make_context(opts)
     run_id = str(uuid.uuid4())
     quarantine_dir = opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine")
+    staging_dir = FileSystems.join(opts.staging or os.path.join(warehouse_dir(opts.warehouse), "staging"),
+                                   run_id)
     runner = resolve_runner(options)
     begin(opts.warehouse, run_id, "nightly", str(options.view_as(StandardOptions).runner or "FnApiRunner"),
           ctx, {k: v for k, v in options.get_all_options(drop_default=True).items()})
     try:
         with beam.Pipeline(runner=runner, options=options) as p:
-            build(p, opts.input, ctx, opts.warehouse, run_id, quarantine_dir)
+            build(p, opts.input, ctx, opts.warehouse, run_id, quarantine_dir, staging_dir,
+                  opts.compute_memory_limit)
     except BaseException as exc:
         end(opts.warehouse, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        remove_staging(staging_dir)
     end(opts.warehouse, run_id, "succeeded")
     log.info("nightly run %s succeeded", run_id)
     if not opts.no_alerts:

@@ -27,6 +27,12 @@ class NightlyOptions(PipelineOptions):
                             help="YAML overriding the shipped targets and parameters")
         parser.add_argument("--no_alerts", "--no-alerts", dest="no_alerts", action="store_true",
                             help="Skip alert evaluation after the run (e.g. for a backfill)")
+        parser.add_argument("--staging", default=None,
+                            help="Where decoded batches are staged as Parquet during a run (local "
+                                 "dir or gs:// prefix); default <warehouse dir>/staging; removed "
+                                 "after the run")
+        parser.add_argument("--compute_memory_limit", default="4GB",
+                            help="DuckDB memory limit of the compute step (it spills beyond it)")
         parser.add_argument("--quarantine", default=None,
                             help="Where dead letters' raw bytes go; default <warehouse dir>/quarantine")
 

@@ -27,12 +27,15 @@ class RunResult:
     quality_failures: list[dict]
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that never downloads an extension and never uses
-    the machine's time zone."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+def connect(path: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB that never downloads an extension and never uses the
+    machine's time zone; a file-backed one spills next to its file."""
+    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(path, config=config)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
