@@ -190,3 +190,13 @@ def test_failed_publish_leaves_previous_state(landing, tmp_path, monkeypatch):
     statuses = [s for (s,) in con.execute("SELECT status FROM pipeline_runs ORDER BY started_at").fetchall()]
     con.close()
     assert statuses == ["succeeded", "failed"]
+
+
+def test_multi_processing_runner_gives_the_same_figures(landing, warehouse, tmp_path):
+    path = tmp_path / "mp.duckdb"
+    nightly.run(["--input", str(landing), "--warehouse", f"duckdb:///{path}", "--as-of", AS_OF,
+                 "--months", MONTHS, "--no_alerts", "--direct_num_workers", "2",
+                 "--direct_running_mode", "multi_processing"])
+    for code in ("I08", "I14", "R01"):
+        for region in ("640104", "640105", "640106", "640000"):
+            assert components(path, code, region) == components(warehouse[0], code, region)
