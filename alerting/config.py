@@ -7,26 +7,16 @@ it changes.
 """
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import Config, load_config
+from pipelines.config import merge as _merge
 
 CHECKS = ("pass_rate", "target_miss", "anomaly", "silence", "dead_letters")
 CHANNEL_TYPES = ("log", "webhook", "dingtalk", "wecom", "email")
-
-
-def _merge(base: dict, override: Mapping) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def resolve_env(spec: Mapping) -> dict:

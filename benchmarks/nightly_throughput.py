@@ -122,6 +122,7 @@ def tree_rss(root: int) -> int:
 def measure(cmd: list[str], log: Path) -> dict:
     """Runs ``cmd`` from the repository root; wall seconds, peak RSS of its process tree."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    tree = git()  # the code measured: others may edit it between measurements
     start = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -134,7 +135,7 @@ def measure(cmd: list[str], log: Path) -> dict:
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+    return {"seconds": round(seconds, 2), "tree": tree, "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
             "peak_rss_bytes": peak,
             "max_process_rss_bytes": usage.ru_maxrss * 1024, "returncode": proc.returncode,
             "log": str(log)}

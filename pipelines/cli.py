@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -16,58 +17,28 @@ import sys
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def _nightly(argv: list[str]) -> int:
-    from pipelines import nightly
-
-    nightly.run(argv)
-    return 0
-
-
-def _generate(argv: list[str]) -> int:
-    from datagen.cli import generate_main
-
-    return generate_main(argv) or 0
-
-
-def _demo(argv: list[str]) -> int:
-    from pipelines.demo import demo_main
-
-    return demo_main(argv) or 0
-
-
-def _alerts(argv: list[str]) -> int:
-    from alerting.cli import alerts_main
-
-    return alerts_main(argv) or 0
-
-
-def _report(argv: list[str]) -> int:
-    from report.cli import report_main
-
-    return report_main(argv) or 0
-
-
-def _query(argv: list[str]) -> int:
-    from report.cli import query_main
-
-    return query_main(argv) or 0
-
-
-def _quality_docs(argv: list[str]) -> int:
-    from expectations.docs import quality_docs_main
-
-    return quality_docs_main(argv) or 0
-
-
+#: command -> ("module:function" taking argv, help). The function returns an exit
+#: code, or something else (a pipeline's run_id) meaning success.
+#: Imported only when run: `yibao report` need not load Beam or GE.
 COMMANDS = {
-    "generate": (_generate, "write synthetic Avro streams, reference data and truth.json"),
-    "nightly": (_nightly, "run the nightly indicator refresh (Beam batch pipeline)"),
-    "alerts": (_alerts, "evaluate data-quality alerts, or send a test alert to a channel"),
-    "report": (_report, "self-evaluation report (HTML) of a region and month"),
-    "query": (_query, "run SQL read-only against the DuckDB warehouse"),
-    "quality-docs": (_quality_docs, "render Great Expectations Data Docs (offline HTML)"),
-    "demo": (_demo, "generate demo data, run nightly on DuckDB, print the scorecard"),
+    "generate": ("datagen.cli:generate_main",
+                 "write synthetic Avro streams, reference data and truth.json"),
+    "nightly": ("pipelines.nightly:run", "run the nightly indicator refresh (Beam batch pipeline)"),
+    "stream": ("pipelines.stream:run", "run the streaming pipeline (Pub/Sub or a landing dir)"),
+    "report": ("report.cli:report_main", "self-evaluation report (HTML) of a region and month"),
+    "query": ("report.cli:query_main", "run SQL read-only against the DuckDB warehouse"),
+    "alerts": ("alerting.cli:alerts_main",
+               "evaluate data-quality alerts, or send a test alert to a channel"),
+    "quality-docs": ("expectations.docs:quality_docs_main",
+                     "render Great Expectations Data Docs (offline HTML)"),
+    "demo": ("pipelines.demo:demo_main", "generate demo data, run nightly on DuckDB, print the scorecard"),
 }
+
+
+def _run(command: str, argv: list[str]) -> int:
+    module, _, func = COMMANDS[command][0].partition(":")
+    result = getattr(importlib.import_module(module), func)(argv)
+    return result if isinstance(result, int) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown command {argv[0]!r}")
         parser.print_help()
         return 0 if argv else 2
-    func, _ = COMMANDS[argv[0]]
-    return func(argv[1:])
+    return _run(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ overridden key by key by ``--config FILE`` (same shape)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import yaml
 DEFAULTS = Path(__file__).resolve().parent / "defaults.yaml"
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge(base: dict, override: Mapping | None) -> dict:
+    """``override`` laid over ``base`` key by key (nested mappings merge)."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -52,5 +54,5 @@ class Config:
 def load_config(path: str | Path | None = None) -> Config:
     raw = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))
     if path:
-        raw = _merge(raw, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+        raw = merge(raw, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
     return Config(raw)

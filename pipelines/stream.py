@@ -46,6 +46,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import threading
 import typing
 import uuid
 from typing import NamedTuple
@@ -109,15 +110,15 @@ class StreamOptions(PipelineOptions):
         parser.add_argument("--subscriptions", default=None,
                             help="stream=projects/P/subscriptions/S,… (one Pub/Sub subscription "
                                  "per stream; messages are single Avro records)")
-        parser.add_argument("--poll_interval", type=float, default=5.0,
+        parser.add_argument("--poll_interval", "--poll-interval", dest="poll_interval", type=float, default=5.0,
                             help="Seconds between two listings of the landing directory")
-        parser.add_argument("--early_firing_seconds", type=int, default=None,
+        parser.add_argument("--early_firing_seconds", "--early-firing-seconds", dest="early_firing_seconds", type=int, default=None,
                             help="Early panes every N seconds of processing time; default "
                                  "parameters.early_firing_seconds (30)")
-        parser.add_argument("--allowed_lateness_days", type=int, default=None,
+        parser.add_argument("--allowed_lateness_days", "--allowed-lateness-days", dest="allowed_lateness_days", type=int, default=None,
                             help="Records later than this after their business day are dropped "
                                  "and counted; default parameters.allowed_lateness_days (7)")
-        parser.add_argument("--max_runtime_seconds", type=float, default=None,
+        parser.add_argument("--max_runtime_seconds", "--max-runtime-seconds", dest="max_runtime_seconds", type=float, default=None,
                             help="Stop after N seconds (bounded local runs, demos, benchmarks)")
 
 
@@ -252,11 +253,9 @@ def run(argv: list[str] | None = None) -> str:
                       else ReadSubscriptions(parse_subscriptions(opts.subscriptions)))
             build(p | "Deliveries" >> source, settings)
             result = p.run()
-            if opts.max_runtime_seconds and not opts.landing:
-                result.wait_until_finish(duration=int(opts.max_runtime_seconds * 1000))
-                result.cancel()
-            else:
-                result.wait_until_finish()
+            if opts.max_runtime_seconds and not opts.landing:  # the landing watch ends by itself
+                threading.Timer(opts.max_runtime_seconds, result.cancel).start()
+            result.wait_until_finish()
     except BaseException as exc:
         end_stream(settings, exc)
         raise

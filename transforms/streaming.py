@@ -29,7 +29,6 @@ wires them; ARCHITECTURE.md "stream").
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import typing
 from collections import Counter
 from dataclasses import dataclass
@@ -56,8 +55,6 @@ from transforms.rollup import indicator_rows
 from transforms.streaming_compute import GROUP_CODES, day_components
 from transforms.timeutil import BUSINESS_TZ, business_date
 from transforms.versions import encode_record
-
-log = logging.getLogger(__name__)
 
 DAY_SECONDS = 24 * 3600
 #: Asia/Shanghai midnight is 16:00 UTC: one-day windows offset by 16 hours.
@@ -310,16 +307,14 @@ class LinkRecords(beam.DoFn):
         if own:
             yield _tally(stream, accepted=1)
         group = FAMILY[stream]
-        if group is None:
-            return
         day = business_date(event_time(stream, rec))
         days = days_state.read() or set()
         # A version puts its key on its day; a list or a reversal only follows.
-        fresh = {day} - days if own and stream != "settlement_list" else set()
+        fresh = {day} - days if group and own and stream != "settlement_list" else set()
         if fresh:
             days_state.write(days | fresh)
         everything = [*kept, (stream, rec)]
-        for target in sorted(days | fresh):
+        for target in sorted(days | fresh) if group else []:
             for item in (everything if target in fresh else [(stream, rec)]):
                 yield from _route(group, target, item)
         retain = self.lateness_days + WINDOW_SLACK_DAYS + RETENTION_EXTRA_DAYS.get(group, 0)

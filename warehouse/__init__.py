@@ -10,8 +10,13 @@ engineers know from ``sqlite:///``):
 - ``bigquery://PROJECT/DATASET`` is BigQuery.
 """
 
+from typing import TYPE_CHECKING
+
 from warehouse.duckdb_store import DEFAULT_PATH, DuckDBWarehouse
 from warehouse.scope import Scope
+
+if TYPE_CHECKING:
+    from warehouse.bigquery_store import BigQueryWarehouse
 
 DEFAULT_URI = f"duckdb:///{DEFAULT_PATH}"
 
@@ -30,6 +35,12 @@ def duckdb_path(uri: str | None) -> str:
     return uri
 
 
-def open_warehouse(uri: str | None = None) -> DuckDBWarehouse:
-    """The warehouse at ``uri``; call ``ensure_schema`` before writing."""
+def open_warehouse(uri: str | None = None) -> "DuckDBWarehouse | BigQueryWarehouse":
+    """The warehouse at ``uri`` (a DuckDBWarehouse or a BigQueryWarehouse, same
+    methods); call ``ensure_schema`` before writing."""
+    if str(uri or "").startswith("bigquery://"):
+        # Imported here: DuckDB users do not pay for the BigQuery client.
+        from warehouse.bigquery_store import BigQueryWarehouse
+
+        return BigQueryWarehouse.from_uri(uri)
     return DuckDBWarehouse(duckdb_path(uri))

@@ -1,0 +1,399 @@
+"""The BigQuery warehouse: DuckDBWarehouse's API and semantics on BigQuery.
+
+``bigquery://PROJECT/DATASET``. The same tables and views, generated from
+warehouse/tables.py (``table_ddl`` / ``view_ddl`` also write deploy/bigquery/),
+and the same methods: ``ensure_schema``, ``begin_run``, ``publish``,
+``finish_run``, ``fail_run``.
+
+A publish first loads each table's new rows into a staging table (a Parquet
+load job: exact decimals, no streaming buffer that DML would trip over), then
+replaces them in ONE multi-statement transaction: MERGE on the key, DELETE
+by the Scope + INSERT for the scoped tables, DELETE + INSERT for the
+dimensions. When a statement fails, BigQuery rolls the whole transaction
+back, so a failed publish leaves the previous state. Staging tables are
+dropped afterwards, and expire after a day should the process die first.
+
+Credentials: Application Default Credentials (google.auth.default: the
+Dataflow worker's service account, ``gcloud auth application-default login``
+on a laptop). ``YIBAO_BIGQUERY_ENDPOINT`` sends every call to another
+endpoint with anonymous credentials (the local emulator in tests).
+
+The dataset must exist: creating it here would pick its location (data
+residency) by accident; deploy/RUNBOOK.md creates it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from warehouse.scope import Scope
+from warehouse.tables import (
+    BIGQUERY_TYPES,
+    TABLES,
+    Column,
+    Table,
+    arrow_schema,
+    bigquery_ddl,
+    bigquery_schema,
+    bigquery_type_sql,
+    table,
+    views,
+)
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_ENV = "YIBAO_BIGQUERY_ENDPOINT"
+_URI = re.compile(r"^bigquery://(?P<project>[a-z][a-z0-9.:-]*[a-z0-9])/(?P<dataset>\w+)/?$")
+
+# tables.get reports INT64, FLOAT64 and BOOL by their legacy names.
+_LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+# (type, precision, scale) declared -> as the server reports it, where they
+# differ. BigQuery reports what was declared, so this stays empty in
+# production; tests/conftest_bigquery.py fills it for the emulator.
+REPORTED_TYPES: dict[tuple, tuple] = {}
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``bigquery://PROJECT/DATASET`` -> (project, dataset)."""
+    m = _URI.match(uri)
+    if not m:
+        raise ValueError(f"{uri!r} is not bigquery://PROJECT/DATASET")
+    return m["project"], m["dataset"]
+
+
+def make_client(project: str):
+    from google.cloud import bigquery
+
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(project=project, credentials=AnonymousCredentials(),
+                               client_options=ClientOptions(api_endpoint=endpoint))
+    return bigquery.Client(project=project)  # credentials from google.auth.default()
+
+
+def table_ddl(dataset: str) -> dict[str, str]:
+    """CREATE TABLE IF NOT EXISTS per table; ``dataset`` is ``project.dataset`` or ``dataset``."""
+    return {name: bigquery_ddl(name, dataset) for name in TABLES}
+
+
+def view_ddl(dataset: str, indicator_codes: Sequence[str]) -> dict[str, str]:
+    return {name: f"CREATE OR REPLACE VIEW `{dataset}.{name}` AS\n{sql}"
+            for name, sql in views(lambda t: f"`{dataset}.{t}`", indicator_codes).items()}
+
+
+def _instant(value: dt.datetime | None, what: str) -> dt.datetime | None:
+    # BigQuery would read a naive time as UTC, DuckDB as local: refuse it on both.
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{what} must be timezone-aware (a UTC instant), got {value!r}")
+    return value
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _type(field) -> tuple:
+    return (_LEGACY_NAMES.get(field.field_type, field.field_type), field.precision, field.scale)
+
+
+class BigQueryWarehouse:
+    def __init__(self, project: str, dataset: str, client=None):
+        self.project, self.dataset = project, dataset
+        self.ref = f"{project}.{dataset}"
+        self.client = client or make_client(project)
+
+    @classmethod
+    def from_uri(cls, uri: str) -> BigQueryWarehouse:
+        return cls(*parse_uri(uri))
+
+    def __repr__(self) -> str:
+        return f"BigQueryWarehouse('bigquery://{self.project}/{self.dataset}')"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> BigQueryWarehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- SQL ---------------------------------------------------------------
+
+    def _query(self, sql: str, params: Iterable = ()):
+        """Runs ``sql`` to completion; returns the finished job."""
+        from google.cloud import bigquery
+
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(
+            query_parameters=list(params)))
+        job.result()
+        return job
+
+    def _rows(self, sql: str, params: Iterable = ()) -> list:
+        return list(self._query(sql, params).result())
+
+    def _t(self, name: str) -> str:
+        return f"`{self.ref}.{name}`"
+
+    # --- schema ------------------------------------------------------------
+
+    def ensure_schema(self, indicator_codes: Sequence[str] | None = None) -> None:
+        """Create missing tables, (re)create the views; safe to repeat.
+
+        As DuckDBWarehouse.ensure_schema: the scorecard gets one column per
+        code (default: dim_indicator's), and a table whose columns differ
+        from tables.py is an error, never silently altered.
+        """
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.client.get_dataset(self.ref)
+        except NotFound:
+            raise RuntimeError(
+                f"dataset {self.ref} does not exist: create it in the data's location"
+                " (bq mk --dataset --location=LOCATION PROJECT:DATASET, deploy/RUNBOOK.md)"
+            ) from None
+        self._query(";\n".join(table_ddl(self.ref).values()))
+        self._check_columns()
+        if indicator_codes is None:
+            indicator_codes = [r[0] for r in self._rows(
+                f"SELECT indicator_code FROM {self._t('dim_indicator')} ORDER BY indicator_code")]
+        self._query(";\n".join(view_ddl(self.ref, indicator_codes).values()))
+
+    def _check_columns(self) -> None:
+        for name in TABLES:
+            have = [(f.name, f.mode, *_type(f))
+                    for f in self.client.get_table(f"{self.ref}.{name}").schema]
+            want = [(f.name, f.mode, *REPORTED_TYPES.get(_type(f), _type(f)))
+                    for f in bigquery_schema(name)]
+            if have != want:
+                raise RuntimeError(
+                    f"{self.ref}: table {name} differs from warehouse/tables.py;"
+                    f" have {have}, want {want} (migrate or use a new dataset)"
+                )
+
+    # --- runs --------------------------------------------------------------
+
+    def begin_run(
+        self,
+        run_id: str,
+        pipeline: str,
+        runner: str,
+        started_at: dt.datetime,
+        as_of: dt.datetime | None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the run as running (committed at once, as in DuckDB)."""
+        from google.cloud.bigquery import ScalarQueryParameter as P
+
+        _instant(started_at, "started_at")
+        _instant(as_of, "as_of")
+        runs = self._t("pipeline_runs")
+        if self._rows(f"SELECT 1 FROM {runs} WHERE run_id = @run_id", [P("run_id", "STRING", run_id)]):
+            raise ValueError(f"run {run_id} already exists")
+        self._query(
+            f"INSERT INTO {runs} (run_id, pipeline, runner, started_at, status, as_of, options)"
+            " VALUES (@run_id, @pipeline, @runner, @started_at, 'running', @as_of,"
+            " PARSE_JSON(@options))",
+            [P("run_id", "STRING", run_id), P("pipeline", "STRING", pipeline),
+             P("runner", "STRING", runner), P("started_at", "TIMESTAMP", started_at),
+             P("as_of", "TIMESTAMP", as_of),
+             P("options", "STRING", None if options is None
+               else json.dumps(options, default=str, sort_keys=True))],
+        )
+
+    def finish_run(
+        self, run_id: str, status: str = "succeeded", finished_at: dt.datetime | None = None
+    ) -> None:
+        if status not in ("succeeded", "failed"):
+            raise ValueError(f"finish status must be succeeded or failed, not {status!r}")
+        self._close_run(run_id, status, _instant(finished_at, "finished_at") or _now(), None)
+
+    def fail_run(
+        self, run_id: str, error: BaseException | str, finished_at: dt.datetime | None = None
+    ) -> None:
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        self._close_run(run_id, "failed", _instant(finished_at, "finished_at") or _now(), error)
+
+    def _close_run(self, run_id, status, finished_at, error) -> None:
+        from google.cloud.bigquery import ScalarQueryParameter as P
+
+        job = self._query(
+            f"UPDATE {self._t('pipeline_runs')} SET status = @status,"
+            " finished_at = @finished_at, error = @error WHERE run_id = @run_id",
+            [P("status", "STRING", status), P("finished_at", "TIMESTAMP", finished_at),
+             P("error", "STRING", error), P("run_id", "STRING", run_id)],
+        )
+        if not job.num_dml_affected_rows:
+            raise KeyError(f"no pipeline_runs row for run {run_id}")
+
+    # --- publish -----------------------------------------------------------
+
+    def publish(
+        self,
+        run_id: str,
+        tables: Mapping[str, pa.Table],
+        scopes: Mapping[str, Scope] | None = None,
+    ) -> dict[str, int]:
+        """Write a run's outputs in one transaction; returns rows written per table.
+
+        Same contract as DuckDBWarehouse.publish (key tables replaced by key,
+        a key twice in the new data is an error; scoped tables: the scope's
+        rows deleted, new rows outside their scope refused; dimensions
+        replaced wholesale; run_id / computed_at filled in; all or nothing).
+        """
+        scopes = dict(scopes or {})
+        for name in [*tables, *scopes]:
+            table(name)  # unknown names fail before anything is written
+        for name in tables:
+            if TABLES[name].write == "scope" and name not in scopes:
+                raise ValueError(f"{name} needs a Scope: which earlier rows does it replace?")
+        for name in scopes:
+            if TABLES[name].write != "scope":
+                raise ValueError(f"{name} is replaced by key, not by scope")
+        computed_at = _now()
+        names = [n for n in TABLES if n in tables or n in scopes]  # fixed order, as DuckDB
+        # Checks that need no staging come first, so a bad call loads nothing.
+        data = {n: _conform(TABLES[n], tables[n], run_id, computed_at)
+                for n in names if n in tables}
+        staged: dict[str, str] = {}
+        try:
+            statements, params = [], []
+            for name in names:
+                rows = data.get(name)
+                if rows is not None and rows.num_rows:
+                    staged[name] = self._stage(name, rows)
+                pred, pred_params = self._scope_predicate(name, scopes.get(name), len(params))
+                if pred and name in staged:
+                    outside = self._rows(
+                        f"SELECT COUNT(*) FROM `{staged[name]}` WHERE ({pred}) IS NOT TRUE",
+                        pred_params)[0][0]
+                    if outside:
+                        raise ValueError(f"{name}: {outside} new rows lie outside their scope"
+                                         f" {scopes[name]}")
+                params += pred_params
+                statements += self._statements(name, staged.get(name), pred)
+            if statements:
+                self._query("BEGIN TRANSACTION;\n" + ";\n".join(statements)
+                            + ";\nCOMMIT TRANSACTION", params)
+        finally:
+            for ref in staged.values():
+                self.client.delete_table(ref, not_found_ok=True)
+        written = {n: data[n].num_rows if n in data else 0 for n in names}
+        log.info("published run %s to %s: %s", run_id, self.ref, written)
+        return written
+
+    def _stage(self, name: str, rows: pa.Table) -> str:
+        """A staging table holding ``rows`` (JSON as text, parsed on insert)."""
+        from google.cloud import bigquery
+
+        ref = f"{self.ref}._stage_{name}_{uuid.uuid4().hex[:12]}"
+        cols = ",\n".join(f"  `{f.name}` {'STRING' if f.field_type == 'JSON' else bigquery_type_sql(f)}"
+                          for f in bigquery_schema(name))
+        self._query(f"CREATE TABLE `{ref}` (\n{cols}\n)\nOPTIONS(expiration_timestamp ="
+                    " TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY))")
+        buf = io.BytesIO()
+        pq.write_table(rows, buf)
+        buf.seek(0)
+        # APPEND into the table just created keeps its declared types (TRUNCATE
+        # would take the file's); decimal128(38, 6) lands as BIGNUMERIC, exact.
+        self.client.load_table_from_file(buf, ref, job_config=bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+            decimal_target_types=[bigquery.DecimalTargetType.BIGNUMERIC],
+        )).result()
+        return ref
+
+    def _scope_predicate(self, name: str, scope: Scope | None, first: int) -> tuple[str, list]:
+        """The scope as SQL with named parameters @p<first>, @p<first+1>, ..."""
+        if scope is None:
+            return "", []
+        from google.cloud.bigquery import ScalarQueryParameter
+
+        t, params = TABLES[name], []
+
+        def bind(col: str, value) -> str:
+            key = f"p{first + len(params)}"
+            params.append(ScalarQueryParameter(key, _param_type(t.column(col)), value))
+            return f"@{key}"
+
+        return scope.predicate(t, bind), params
+
+    def _statements(self, name: str, stage: str | None, scope_pred: str) -> list[str]:
+        """This table's statements inside the publish transaction."""
+        t, target = TABLES[name], self._t(name)
+        cols = t.column_names
+        values = [_value(t.column(c)) for c in cols]
+        insert = (f"INSERT INTO {target} ({', '.join(f'`{c}`' for c in cols)})\n"
+                  f"SELECT {', '.join(values)} FROM `{stage}` AS S")
+        if t.write == "key":
+            if stage is None:
+                return []
+            on = " AND ".join(f"T.`{k}` = S.`{k}`" for k in t.key)
+            update = ", ".join(f"`{c}` = {v}" for c, v in zip(cols, values) if c not in t.key)
+            return [f"MERGE {target} AS T USING `{stage}` AS S ON {on}\n"
+                    f"WHEN MATCHED THEN UPDATE SET {update}\n"
+                    f"WHEN NOT MATCHED THEN INSERT ({', '.join(f'`{c}`' for c in cols)})"
+                    f" VALUES ({', '.join(values)})"]
+        delete = f"DELETE FROM {target} WHERE {scope_pred if t.write == 'scope' else 'TRUE'}"
+        return [delete] + ([insert] if stage else [])
+
+
+def _value(column: Column) -> str:
+    # Staged JSON is text; 'round' keeps a float-like number from failing the run.
+    if column.type == "JSON":
+        return f"PARSE_JSON(S.`{column.name}`, wide_number_mode => 'round')"
+    return f"S.`{column.name}`"
+
+
+def _param_type(column: Column) -> str:
+    type_ = BIGQUERY_TYPES[column.type][0]
+    return "STRING" if type_ == "JSON" else type_
+
+
+def _conform(t: Table, data: pa.Table, run_id: str, computed_at: dt.datetime) -> pa.Table:
+    """``data`` with every column of ``t`` in order (missing ones NULL, run_id and
+    computed_at filled in), after DuckDBWarehouse's checks on new rows."""
+    extra = set(data.column_names) - set(t.column_names)
+    if extra:
+        raise ValueError(f"{t.name}: columns not in the table: {sorted(extra)}")
+    if "run_id" in data.column_names:
+        other = pc.sum(pc.fill_null(pc.not_equal(data["run_id"], run_id), True)).as_py() or 0
+        if other:
+            raise ValueError(f"{t.name}: {other} new rows carry a run_id other than {run_id}")
+    n = data.num_rows
+    arrays = []
+    schema = pa.schema([f.with_nullable(True) for f in arrow_schema(t.name)])  # NOT NULL: BigQuery's
+    for f in schema:
+        if f.name in data.column_names:
+            arrays.append(data[f.name].cast(f.type))
+        elif f.name == "run_id":
+            arrays.append(pa.array([run_id] * n, f.type))
+        elif f.name == "computed_at":
+            arrays.append(pa.array([computed_at] * n, f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    rows = pa.Table.from_arrays(arrays, schema=schema)
+    if t.write == "key" and n:
+        counts = rows.select(list(t.key)).group_by(list(t.key)).aggregate([([], "count_all")])
+        dup = counts.filter(pc.greater(counts["count_all"], 1))
+        if dup.num_rows:
+            key = {k: dup[k][0].as_py() for k in t.key}
+            raise ValueError(f"{t.name}: key {key} appears twice in new rows")
+    return rows
