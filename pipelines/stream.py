@@ -233,6 +233,12 @@ def end_stream(settings: StreamSettings, error: BaseException | None = None) -> 
 def run(argv: list[str] | None = None) -> str:
     """Parses options, records the job, runs it (until cancelled, or for
     ``--max_runtime_seconds``); returns the run_id."""
+    if argv and {"-h", "--help"} & set(argv):
+        parser = argparse.ArgumentParser(prog="yibao stream", description=__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        StreamOptions._add_argparse_args(parser)
+        parser.print_help()
+        return ""
     options = PipelineOptions(argv)
     opts = options.view_as(StreamOptions)
     options.view_as(StandardOptions).streaming = True
@@ -253,9 +259,14 @@ def run(argv: list[str] | None = None) -> str:
                       else ReadSubscriptions(parse_subscriptions(opts.subscriptions)))
             build(p | "Deliveries" >> source, settings)
             result = p.run()
+            if isinstance(runner, str) and not opts.max_runtime_seconds:
+                log.info("stream job %s submitted to %s", run_id, runner)
+                return run_id  # it runs on the service; its pipeline_runs row stays running
             if opts.max_runtime_seconds and not opts.landing:  # the landing watch ends by itself
                 threading.Timer(opts.max_runtime_seconds, result.cancel).start()
             result.wait_until_finish()
+    except KeyboardInterrupt:  # a local job stopped by its user ends normally
+        log.info("stream job %s stopped", run_id)
     except BaseException as exc:
         end_stream(settings, exc)
         raise

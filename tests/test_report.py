@@ -397,8 +397,8 @@ def test_query_prompt_reads_statements_until_semicolon(uri, monkeypatch, capsys)
 
 def test_report_on_a_real_nightly_run(browser, tmp_path):
     """Generator -> nightly pipeline -> report: the numbers still match SQL."""
-    generate = pytest.importorskip("datagen.cli", reason="generator not there yet").generate_main
-    nightly = pytest.importorskip("pipelines.nightly")
+    from datagen.cli import generate_main as generate
+    from pipelines import nightly
     data_dir, wh = tmp_path / "in", tmp_path / "warehouse.duckdb"
     generate(["--out", str(data_dir), "--seed", "5", "--persons", "300"])
     as_of = (data_dir / "as_of.txt").read_text().strip()

@@ -28,7 +28,6 @@ from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.testing.test_stream import TestStream as BeamTestStream
-from apache_beam.utils.timestamp import Timestamp
 
 import reference
 import schemas
@@ -37,6 +36,7 @@ from pipelines.stream import begin_stream, build
 from tests.builders import D, reversal, settlement, settlement_list, utc
 from transforms.context import RunContext
 from transforms.streaming import Message, StreamSettings
+from transforms.streaming import instant as instant_of
 from transforms.streaming_compute import FOREVER
 from warehouse.duckdb_store import connect
 
@@ -72,8 +72,8 @@ class Script:
         self.events.add_elements(list(deliveries))
         return self._settle()
 
-    def watermark(self, instant: dt.datetime) -> Script:
-        self.events.advance_watermark_to(Timestamp.from_utc_datetime(instant))
+    def watermark(self, when: dt.datetime) -> Script:
+        self.events.advance_watermark_to(instant_of(when))
         return self._settle()
 
     def tick(self, seconds: float = 31) -> Script:
@@ -159,7 +159,7 @@ def run_stream(events: BeamTestStream, tmp_path: Path, **kwargs) -> Outcome:
                        options=PipelineOptions(["--streaming"])) as p:
         out = build(p | "Script" >> events, settings)
         _ = out.day_results | "CollectPanes" >> beam.ParDo(Collect(key))
-    return Outcome(COLLECTED.pop(key), tmp_path / "warehouse.duckdb", settings.run_id)
+    return Outcome(COLLECTED.pop(key, []), tmp_path / "warehouse.duckdb", settings.run_id)
 
 
 def start_of(day: dt.date) -> dt.datetime:
@@ -255,7 +255,7 @@ def test_list_uploaded_before_its_settlement_arrives(tmp_path):
                                              "dead_lettered": 0, "late_dropped": 0}
 
 
-def test_too_late_records_are_dropped_and_counted_bad_bytes_dead_lettered(tmp_path):
+def test_too_late_dropped_and_counted_bad_bytes_and_conflicts_dead_lettered(tmp_path):
     day9 = DAY1 + 8 * DAY
     s1 = settlement("e1", utc(2023, 3, 6, 2))
     too_late = settlement("e2", utc(2023, 3, 6, 5))  # arrives 8 days after its day ended
@@ -263,23 +263,29 @@ def test_too_late_records_are_dropped_and_counted_bad_bytes_dead_lettered(tmp_pa
     garbage = Message("settlement", b"\x02not avro at all", {"schema": schemas.load("settlement").fingerprint},
                       "projects/p/subscriptions/settlement#message=garbage")
     other_schema = message("settlement", settlement("e4", utc(2023, 3, 14, 3)), fingerprint="deadbeef")
+    conflicting = message("settlement", dict(later, hifp_pay=D(1)))  # same event_id, other content
     script = (Script(start_of(DAY1))
               .send(message("settlement", s1)).tick()
               .watermark(start_of(DAY1 + 8 * DAY) + dt.timedelta(hours=1))  # DAY1 closed
               .send(message("settlement", too_late), garbage, other_schema,
-                    message("settlement", later)).tick())
+                    message("settlement", later)).tick()
+              .send(conflicting).tick())
     out = run_stream(script.end(), tmp_path)
 
     assert out.value("I08", "640104", "DAY", DAY1) == (1, 1)
     assert out.value("I08", "640104", "DAY", day9) == (1, 1)  # the stream went on
+    assert out.value("R01", "640104", "DAY", day9) == (640, 800)  # the copy kept is the first
     counts = out.counts("settlement")
-    assert counts == {"read": 5, "accepted": 2, "duplicates": 0, "dead_lettered": 2,
+    assert counts == {"read": 6, "accepted": 2, "duplicates": 0, "dead_lettered": 3,
                       "late_dropped": 1}
     assert counts["read"] == sum(v for k, v in counts.items() if k != "read")
     letters = out.sql("SELECT source, error, size, sha256, quarantine_path FROM dead_letters "
                       "ORDER BY source")
-    assert [s for s, *_ in letters] == [other_schema.source, garbage.source]
-    assert "fingerprint" in letters[0][1]
+    assert [s for s, *_ in letters] == sorted([other_schema.source, garbage.source,
+                                               conflicting.source])
+    errors = {s: e for s, e, *_ in letters}
+    assert "fingerprint" in errors[other_schema.source]
+    assert "conflicting duplicate" in errors[conflicting.source]
     for _, _, size, sha, path in letters:
         raw = Path(path).read_bytes()
         assert len(raw) == size and hashlib.sha256(raw).hexdigest() == sha

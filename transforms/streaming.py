@@ -165,7 +165,7 @@ class DecodeDeliveries(beam.DoFn):
             yield _tally(stream, dead_lettered=1)
             yield _dead_letter(quarantine(self.quarantine_dir, stream, source, str(err), data))
             return
-        rec.update(_source=source, _index=0)
+        rec.update(_source=source, _index=None)  # a message is one record
         yield TimestampedValue((stream, rec), instant(event_time(stream, rec)))
 
     def _file(self, landed: LandedFile):
@@ -298,8 +298,10 @@ class LinkRecords(beam.DoFn):
                 yield _tally(stream, duplicates=1)
             else:  # the copy kept is the first delivered
                 yield _tally(stream, dead_lettered=1)
+                where = rec["_source"] if rec["_index"] is None else (
+                    f"{rec['_source']}#record={rec['_index']}")
                 yield _dead_letter(quarantine(
-                    self.quarantine_dir, stream, f"{rec['_source']}#record={rec['_index']}",
+                    self.quarantine_dir, stream, where,
                     f"conflicting duplicate of event_id {rec['event_id']!r}: differs from the "
                     "copy kept", encode_record(stream, rec)))
             return
