@@ -26,6 +26,7 @@ Run it::
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import logging
 import os
@@ -153,6 +154,13 @@ def run(argv: list[str] | None = None) -> str:
     """Parses options, records the run, builds and runs the pipeline; returns the run_id."""
     from pipelines.publish import begin, end, warehouse_dir
 
+    if argv and {"-h", "--help"} & set(argv):
+        parser = argparse.ArgumentParser(
+            prog="yibao nightly", description=__doc__, epilog="Any Beam pipeline option is accepted too.",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        NightlyOptions._add_argparse_args(parser)
+        parser.print_help()
+        return ""
     options = PipelineOptions(argv)
     opts = options.view_as(NightlyOptions)
     if not opts.input:
