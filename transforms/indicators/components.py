@@ -47,7 +47,7 @@ def _rows(con: duckdb.DuckDBPyConnection, code: str, sql: str) -> list[Component
     return out
 
 
-def _ratio(code: str, attr: str, where: str, num: str, den: str, relation: str = "setl_biz") -> str:
+def _ratio(attr: str, where: str, num: str, den: str, relation: str = "setl_biz") -> str:
     return f"""SELECT {attr} AS attr, month, {num} AS num, {den} AS den
                FROM {relation} WHERE {where} GROUP BY ALL"""
 
@@ -57,26 +57,26 @@ def settlement_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> li
     days = int(ctx.param("settlement_list_days"))
     as_of = f"TIMESTAMPTZ '{ctx.as_of.isoformat()}'"
     out: list[Component] = []
-    out += _rows(con, "I08", _ratio("I08", "_i08_region", "TRUE", "count(*) FILTER (_pass_all)",
+    out += _rows(con, "I08", _ratio("_i08_region", "TRUE", "count(*) FILTER (_pass_all)",
                                     "count(*)", relation="setl"))
-    out += _rows(con, "I14", _ratio("I14", "fix_blng_admdvs", "_local_inst",
+    out += _rows(con, "I14", _ratio("fix_blng_admdvs", "_local_inst",
                                     "count(*) FILTER (smart_audit)", "count(*)"))
-    out += _rows(con, "I17", _ratio("I17", "fix_blng_admdvs", "_inpatient AND _local_inst AND _local_insured",
+    out += _rows(con, "I17", _ratio("fix_blng_admdvs", "_inpatient AND _local_inst AND _local_insured",
                                     "sum(hifp_pay) FILTER (pay_method IN ('DRG', 'DIP'))",
                                     "sum(hifp_pay)"))
-    out += _rows(con, "I22", _ratio("I22", "insu_admdvs",
+    out += _rows(con, "I22", _ratio("insu_admdvs",
                                     "_inpatient AND _local_insured AND _inst_other_province "
                                     "AND setl_type IN ('1', '2')",
                                     "count(*) FILTER (setl_type = '2')", "count(*)"))
-    out += _rows(con, "R01", _ratio("R01", "insu_admdvs", "_inpatient AND insutype = '310'",
+    out += _rows(con, "R01", _ratio("insu_admdvs", "_inpatient AND insutype = '310'",
                                     "sum(hifp_pay + hifob_pay)", "sum(inscp_scp_amt)"))
-    out += _rows(con, "R02", _ratio("R02", "insu_admdvs", "_inpatient AND insutype = '390'",
+    out += _rows(con, "R02", _ratio("insu_admdvs", "_inpatient AND insutype = '390'",
                                     "sum(hifp_pay)", "sum(inscp_scp_amt)"))
-    out += _rows(con, "R03", _ratio("R03", "insu_admdvs", "_category = '11' AND insutype = '390'",
+    out += _rows(con, "R03", _ratio("insu_admdvs", "_category = '11' AND insutype = '390'",
                                     "sum(hifp_pay)", "sum(inscp_scp_amt)"))
-    out += _rows(con, "R04", _ratio("R04", "insu_admdvs", "hifmi_pay > 0",
+    out += _rows(con, "R04", _ratio("insu_admdvs", "hifmi_pay > 0",
                                     "sum(hifmi_pay)", "sum(inscp_scp_amt - hifp_pay)"))
-    out += _rows(con, "R05", _ratio("R05", "insu_admdvs", "assist_grp IN ('TEKUN', 'DIBAO')",
+    out += _rows(con, "R05", _ratio("insu_admdvs", "assist_grp IN ('TEKUN', 'DIBAO')",
                                     "sum(maf_pay)",
                                     "sum(inscp_scp_amt - hifp_pay - hifob_pay - hifmi_pay)"))
     # I13: a settlement still inside its 30 days at as_of without a list is not yet due.
@@ -113,7 +113,7 @@ def contribution_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> 
 
 
 # -- cases --------------------------------------------------------------------
-def _completion(code: str, where: str, n_expr: str, as_of_date: dt.date) -> str:
+def _completion(where: str, n_expr: str, as_of_date: dt.date) -> str:
     """Case-completion rule: completed in period (on time or not) plus cases
     open at as_of whose deadline falls in the period before as_of's date."""
     return f"""
@@ -144,12 +144,11 @@ def case_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> list[Com
     n = case_n_values(ctx)
     online = sql_list(ONLINE_CHANNELS)
     out: list[Component] = []
-    out += _rows(con, "I21", _completion(
-        "I21", f"c.matter_code = 'OFFSITE_FILING' AND c.cross_province AND c.channel IN ({online})",
+    out += _rows(con, "I21", _completion(f"c.matter_code = 'OFFSITE_FILING' AND c.cross_province AND c.channel IN ({online})",
         n["I21"], ctx.as_of_date))
-    out += _rows(con, "I24", _completion("I24", "TRUE", n["I24"], ctx.as_of_date))
-    out += _rows(con, "S03", _completion("S03", "c.matter_code = 'MANUAL_REIMB'", n["S03"], ctx.as_of_date))
-    out += _rows(con, "S04", _completion("S04", "c.matter_code = 'TRANSFER'", n["S04"], ctx.as_of_date))
+    out += _rows(con, "I24", _completion("TRUE", n["I24"], ctx.as_of_date))
+    out += _rows(con, "S03", _completion("c.matter_code = 'MANUAL_REIMB'", n["S03"], ctx.as_of_date))
+    out += _rows(con, "S04", _completion("c.matter_code = 'TRANSFER'", n["S04"], ctx.as_of_date))
     completed = "SELECT *, CAST(date_trunc('month', _completed_date) AS DATE) AS month FROM cases_biz WHERE status = 'COMPLETED'"
     out += _rows(con, "I25", f"""
         SELECT insu_admdvs AS attr, month, count(*) FILTER (channel IN ({online})) AS num,
