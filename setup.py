@@ -46,7 +46,9 @@ setup(
         "polars>=2.1,<2.2",  # pl.read_avro: the fast Avro decoder (transforms/decode.py)
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12"],
+        "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12",
+                 # a local BigQuery for tests/test_bigquery.py; the launcher patches 1.4.0 internals
+                 "bqemulator==1.4.0", "jsonschema>=4.18"],
     },
     entry_points={"console_scripts": ["yibao=pipelines.cli:main"]},
 )

@@ -110,4 +110,8 @@ def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result:
         "dead_letters": Scope(ranges={"source": (input_root, input_root + "\U0010ffff")}),
     }
     with open_warehouse(uri) as wh:
-        return wh.publish(run_id, tables, scopes)
+        written = wh.publish(run_id, tables, scopes)
+        # Closed here, inside the job: a Dataflow launcher may not wait for the
+        # job to finish, and the driver's own close is then never reached.
+        wh.finish_run(run_id, "succeeded")
+        return written

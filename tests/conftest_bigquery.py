@@ -2,7 +2,7 @@
 emulator on DuckDB), started once per session in a subprocess.
 
 Not a conftest.py: import the fixtures from the test module that needs them
-(``from tests.conftest_bigquery import bigquery_emulator  # noqa: F401``).
+(``from tests.conftest_bigquery import bigquery_emulator, bigquery_endpoint  # noqa: F401``).
 
 ``python -m tests.conftest_bigquery URL_FILE`` is the launcher: it starts
 the emulator on 127.0.0.1 (free ports), writes its URL to URL_FILE and
@@ -22,10 +22,17 @@ behaviour and the difference is bridged here, each one below:
    comes back as NUMERIC (DECIMAL(38, 9) underneath; creating BIGNUMERIC
    through tables.insert even fails: it maps to DECIMAL(76, 38)) and JSON
    as STRING. ``bigquery_store.REPORTED_TYPES`` tells ensure_schema's drift
-   check to expect that (``bigquery_emulator`` sets it for the session).
+   check to expect that (``bigquery_endpoint`` sets it for a test module).
    Values still round-trip exactly at the 6 places we use.
 4. PARTITION BY / CLUSTER BY and table expiration are accepted and dropped;
    the DDL text is tested instead (tests/test_bigquery.py).
+5. Differences needing no bridge: ``@@error.message`` (an EXCEPTION handler)
+   does not parse, but publish has no handler (a failing statement rolls the
+   transaction back, in BigQuery and here); query results give JSON columns
+   parsed and NUMERIC with 9 places (the tests compare normalised values); the
+   emulator logs to stdout, so its URL travels through a file; a 500 from
+   it (e.g. tables.insert with BIGNUMERIC) is retried by the client for up to
+   10 minutes, which looks like a hang.
 """
 from __future__ import annotations
 
@@ -150,22 +157,28 @@ def stop_emulator(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory):
-    """The emulator's URL; while it runs, ``bigquery://test-project/…`` warehouses
-    talk to it (YIBAO_BIGQUERY_ENDPOINT) and expect its types (difference 3)."""
+    """The running emulator's URL (one per test session)."""
+    proc, url = start_emulator(tmp_path_factory.mktemp("bqemulator"))
+    try:
+        yield url
+    finally:
+        stop_emulator(proc)
+
+
+@pytest.fixture(scope="module")
+def bigquery_endpoint(bigquery_emulator):
+    """For the module's tests, ``bigquery://test-project/…`` warehouses talk to
+    the emulator (YIBAO_BIGQUERY_ENDPOINT) and expect its types (difference 3)."""
     from warehouse import bigquery_store
 
-    proc, url = start_emulator(tmp_path_factory.mktemp("bqemulator"))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(bigquery_store.ENDPOINT_ENV, url)
+        mp.setenv(bigquery_store.ENDPOINT_ENV, bigquery_emulator)
         mp.setattr(bigquery_store, "REPORTED_TYPES", EMULATOR_TYPES)
-        try:
-            yield url
-        finally:
-            stop_emulator(proc)
+        yield bigquery_emulator
 
 
 def emulator_client():
-    """A google-cloud-bigquery client on the running emulator (inside the fixture)."""
+    """A google-cloud-bigquery client on the emulator (inside ``bigquery_endpoint``)."""
     from warehouse.bigquery_store import make_client
 
     return make_client(PROJECT)

@@ -17,7 +17,12 @@ from rich.console import Console
 
 from datagen.generate import generate
 from pipelines import nightly
-from tests.conftest_bigquery import PROJECT, bigquery_emulator, emulator_client  # noqa: F401
+from tests.conftest_bigquery import (  # noqa: F401 - fixtures
+    PROJECT,
+    bigquery_emulator,
+    bigquery_endpoint,
+    emulator_client,
+)
 from tests.test_warehouse import AS_OF, CODES, NOV, SCOPES, content, rows
 from warehouse import DuckDBWarehouse, Scope, open_warehouse, tables
 from warehouse.bigquery_store import BigQueryWarehouse, make_client, parse_uri, table_ddl
@@ -84,7 +89,7 @@ def duck_content(path, drop: set[str] = VOLATILE) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture
-def bq_uri(bigquery_emulator):  # noqa: F811 - the fixture imported above
+def bq_uri(bigquery_endpoint):  # noqa: F811 - the imported fixture
     """A fresh dataset per test."""
     dataset = f"t_{uuid.uuid4().hex[:10]}"
     client = emulator_client()
@@ -121,7 +126,7 @@ def landing(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nightly_runs(landing, bigquery_emulator, tmp_path_factory):  # noqa: F811
+def nightly_runs(landing, bigquery_endpoint, tmp_path_factory):  # noqa: F811
     """Two identical nightly runs into each engine; the content after each."""
     work = tmp_path_factory.mktemp("nightly")
     client = emulator_client()
@@ -132,9 +137,11 @@ def nightly_runs(landing, bigquery_emulator, tmp_path_factory):  # noqa: F811
     after = []
     for _ in range(2):
         for uri in uris.values():
-            # One quarantine for both: dead_letters.quarantine_path is content.
+            # One quarantine for both: dead_letters.quarantine_path is content. Both
+            # directories explicit: for bigquery:// the defaults are under ./var.
             nightly.run(["--input", str(landing), "--warehouse", uri, "--as-of", as_of,
-                         "--quarantine", str(work / "quarantine"), "--no_alerts"])
+                         "--quarantine", str(work / "quarantine"), "--staging", str(work / "staging"),
+                         "--no_alerts"])
         after.append({"duckdb": duck_content(work / "warehouse.duckdb"),
                       "bigquery": bq_content(uris["bigquery"])})
     return {"landing": landing, "uris": uris, "as_of": as_of, "work": work, "after": after}
@@ -174,7 +181,8 @@ def test_failed_nightly_publish_leaves_the_previous_state(nightly_runs, monkeypa
     with pytest.raises(Exception, match="injected sink failure"):
         nightly.run(["--input", str(nightly_runs["landing"]), "--warehouse", uri,
                      "--as-of", nightly_runs["as_of"], "--no_alerts",
-                     "--quarantine", str(nightly_runs["work"] / "quarantine")])
+                     "--quarantine", str(nightly_runs["work"] / "quarantine"),
+                     "--staging", str(nightly_runs["work"] / "staging")])
     monkeypatch.undo()
     after = bq_content(uri)
     runs = after.pop("pipeline_runs")

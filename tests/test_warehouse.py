@@ -545,4 +545,7 @@ def test_open_warehouse_uris(tmp_path, monkeypatch):
     with open_warehouse("duckdb://:memory:") as w:
         w.ensure_schema(CODES)
     with pytest.raises(ValueError, match="BigQuery warehouse"):
-        open_warehouse("bigquery://proj/ds")
+        duckdb_path("bigquery://proj/ds")
+    monkeypatch.setenv("YIBAO_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")
+    with open_warehouse("bigquery://proj/ds") as w:
+        assert type(w).__name__ == "BigQueryWarehouse" and w.ref == "proj.ds"

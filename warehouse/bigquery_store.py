@@ -208,7 +208,7 @@ class BigQueryWarehouse:
         self._query(
             f"INSERT INTO {runs} (run_id, pipeline, runner, started_at, status, as_of, options)"
             " VALUES (@run_id, @pipeline, @runner, @started_at, 'running', @as_of,"
-            " PARSE_JSON(@options))",
+            " PARSE_JSON(@options, wide_number_mode => 'round'))",
             [P("run_id", "STRING", run_id), P("pipeline", "STRING", pipeline),
              P("runner", "STRING", runner), P("started_at", "TIMESTAMP", started_at),
              P("as_of", "TIMESTAMP", as_of),
