@@ -37,6 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from warehouse.base import RunLog, check_publish
+from warehouse.base import instant as _instant
+from warehouse.base import now as _now
 from warehouse.scope import Scope
 from warehouse.tables import (
     BIGQUERY_TYPES,
@@ -47,7 +50,6 @@ from warehouse.tables import (
     bigquery_ddl,
     bigquery_schema,
     bigquery_type_sql,
-    table,
     views,
 )
 
@@ -95,22 +97,13 @@ def view_ddl(dataset: str, indicator_codes: Sequence[str]) -> dict[str, str]:
             for name, sql in views(lambda t: f"`{dataset}.{t}`", indicator_codes).items()}
 
 
-def _instant(value: dt.datetime | None, what: str) -> dt.datetime | None:
-    # BigQuery would read a naive time as UTC, DuckDB as local: refuse it on both.
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"{what} must be timezone-aware (a UTC instant), got {value!r}")
-    return value
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _type(field) -> tuple:
     return (_LEGACY_NAMES.get(field.field_type, field.field_type), field.precision, field.scale)
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(RunLog):
     def __init__(self, project: str, dataset: str, client=None):
         self.project, self.dataset = project, dataset
         self.ref = f"{project}.{dataset}"
@@ -216,20 +209,6 @@ class BigQueryWarehouse:
                else json.dumps(options, default=str, sort_keys=True))],
         )
 
-    def finish_run(
-        self, run_id: str, status: str = "succeeded", finished_at: dt.datetime | None = None
-    ) -> None:
-        if status not in ("succeeded", "failed"):
-            raise ValueError(f"finish status must be succeeded or failed, not {status!r}")
-        self._close_run(run_id, status, _instant(finished_at, "finished_at") or _now(), None)
-
-    def fail_run(
-        self, run_id: str, error: BaseException | str, finished_at: dt.datetime | None = None
-    ) -> None:
-        if isinstance(error, BaseException):
-            error = f"{type(error).__name__}: {error}"
-        self._close_run(run_id, "failed", _instant(finished_at, "finished_at") or _now(), error)
-
     def _close_run(self, run_id, status, finished_at, error) -> None:
         from google.cloud.bigquery import ScalarQueryParameter as P
 
@@ -258,14 +237,7 @@ class BigQueryWarehouse:
         replaced wholesale; run_id / computed_at filled in; all or nothing).
         """
         scopes = dict(scopes or {})
-        for name in [*tables, *scopes]:
-            table(name)  # unknown names fail before anything is written
-        for name in tables:
-            if TABLES[name].write == "scope" and name not in scopes:
-                raise ValueError(f"{name} needs a Scope: which earlier rows does it replace?")
-        for name in scopes:
-            if TABLES[name].write != "scope":
-                raise ValueError(f"{name} is replaced by key, not by scope")
+        check_publish(tables, scopes)
         computed_at = _now()
         names = [n for n in TABLES if n in tables or n in scopes]  # fixed order, as DuckDB
         # Checks that need no staging come first, so a bad call loads nothing.

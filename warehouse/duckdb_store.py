@@ -22,8 +22,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from warehouse.base import RunLog, check_publish
+from warehouse.base import instant as _instant
+from warehouse.base import now as _now
 from warehouse.scope import Scope
-from warehouse.tables import DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, table, views
+from warehouse.tables import DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, views
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +41,9 @@ def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyC
     return con
 
 
-def _instant(value: dt.datetime | None, what: str) -> dt.datetime | None:
-    # A naive time would be read in the machine's zone: refuse it.
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"{what} must be timezone-aware (a UTC instant), got {value!r}")
-    return value
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class DuckDBWarehouse:
+class DuckDBWarehouse(RunLog):
     def __init__(self, path: str | Path = DEFAULT_PATH):
         self.path = str(path)
         if self.path != ":memory:":
@@ -141,20 +135,6 @@ class DuckDBWarehouse:
                 ],
             )
 
-    def finish_run(
-        self, run_id: str, status: str = "succeeded", finished_at: dt.datetime | None = None
-    ) -> None:
-        if status not in ("succeeded", "failed"):
-            raise ValueError(f"finish status must be succeeded or failed, not {status!r}")
-        self._close_run(run_id, status, _instant(finished_at, "finished_at") or _now(), None)
-
-    def fail_run(
-        self, run_id: str, error: BaseException | str, finished_at: dt.datetime | None = None
-    ) -> None:
-        if isinstance(error, BaseException):
-            error = f"{type(error).__name__}: {error}"
-        self._close_run(run_id, "failed", _instant(finished_at, "finished_at") or _now(), error)
-
     def _close_run(self, run_id, status, finished_at, error) -> None:
         with self._transaction():
             done = self.con.execute(
@@ -185,14 +165,7 @@ class DuckDBWarehouse:
         other missing columns are NULL. Any error rolls everything back.
         """
         scopes = dict(scopes or {})
-        for name in [*tables, *scopes]:
-            table(name)  # unknown names fail before anything is written
-        for name in tables:
-            if TABLES[name].write == "scope" and name not in scopes:
-                raise ValueError(f"{name} needs a Scope: which earlier rows does it replace?")
-        for name in scopes:
-            if TABLES[name].write != "scope":
-                raise ValueError(f"{name} is replaced by key, not by scope")
+        check_publish(tables, scopes)
         computed_at = _now()
         written = {}
         with self._transaction():
