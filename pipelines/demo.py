@@ -80,7 +80,6 @@ def demo_main(argv: list[str]) -> int:
     report = os.path.abspath(os.path.join(os.path.dirname(path) or ".", f"report-640000-{as_of[:7]}.html"))
     report_main(["--warehouse", args.warehouse, "--region", "640000", "--period", as_of[:7],
                  "--out", report])
-    console.print(f"self-evaluation report: {report}")
     console.print(f"data-quality alerts: .venv/bin/yibao alerts evaluate --warehouse {args.warehouse}")
     console.print(f"try: .venv/bin/yibao query --warehouse {args.warehouse} "
                   "\"SELECT region_code, I08, I13, missed FROM v_region_scorecard "
