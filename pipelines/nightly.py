@@ -54,11 +54,6 @@ from transforms.versions import encode_record, resolve_deliveries
 log = logging.getLogger(__name__)
 
 
-def _batch_schema(stream: str) -> pa.Schema:  # the decoder's batches: contract + provenance
-    return schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
-        pa.field("_index", pa.int64()))
-
-
 class ComputeIndicators(beam.DoFn):
     """From every stream's staged batches (side inputs: Parquet paths) to the
     run's rows.
@@ -84,7 +79,7 @@ class ComputeIndicators(beam.DoFn):
                         con.execute(f"CREATE OR REPLACE TEMP VIEW {stream}_raw AS "
                                     f"SELECT * FROM read_parquet({paths!r})")
                     else:
-                        con.register(f"{stream}_raw", _batch_schema(stream).empty_table())
+                        con.register(f"{stream}_raw", schemas.load(stream).table.empty_table())
                     result = resolve_deliveries(con, stream, f"{stream}_raw")
                     yield from self._conflicts(stream, result["conflicts"])
                     yield beam.pvalue.TaggedOutput("stats", {

@@ -50,6 +50,13 @@ class StreamSchema:
         return fingerprint(to_parsing_canonical_form(self.parsed), "CRC-64-AVRO")
 
     @property
+    def table(self) -> pa.Schema:
+        """The normalised stream table (docs/DESIGN.md): the contract columns
+        plus provenance, ``_source`` (file or message id) and ``_index``."""
+        return self.arrow.append(pa.field("_source", pa.string())).append(
+            pa.field("_index", pa.int64()))
+
+    @property
     def field_names(self) -> list[str]:
         return [f["name"] for f in self.avro["fields"]]
 

@@ -39,16 +39,10 @@ def connect(path: str = ":memory:", memory_limit: str | None = None) -> duckdb.D
     return con
 
 
-def empty_table(stream: str) -> pa.Table:
-    schema = schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
-        pa.field("_index", pa.int64()))
-    return schema.empty_table()
-
-
 def load_accepted(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
     for stream in schemas.STREAM_NAMES:
         table = tables.get(stream)
-        con.register(f"{stream}_arrow", table if table is not None else empty_table(stream))
+        con.register(f"{stream}_arrow", table if table is not None else schemas.load(stream).table.empty_table())
         con.execute(f"CREATE OR REPLACE TEMP TABLE {stream}_accepted AS SELECT * FROM {stream}_arrow")
         con.unregister(f"{stream}_arrow")
 
@@ -101,13 +95,3 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
         quality_rule_results=rule_rows(rule_parts, ctx, rules),
         quality_failures=failures,
     )
-
-
-def compute_tables(tables: dict[str, pa.Table], ctx: RunContext) -> RunResult:
-    con = connect()
-    try:
-        load_accepted(con, tables)
-        return compute_run(con, ctx)
-    finally:
-        con.close()
-

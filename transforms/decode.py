@@ -108,9 +108,7 @@ class _Damaged(Exception):
 
 def table_schema(stream: str) -> pa.Schema:
     """Schema of the normalised stream table: the contract columns + provenance."""
-    return schemas.load(stream).arrow.append(pa.field("_source", pa.string())).append(
-        pa.field("_index", pa.int64())
-    )
+    return schemas.load(stream).table
 
 
 # --- schema resolution -------------------------------------------------------

@@ -147,7 +147,7 @@ def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: lis
     starts = [r[0] for r in con.sql(
         "SELECT DISTINCT _submitted_date FROM cases_biz WHERE _submitted_date IS NOT NULL").fetchall()]
     ns = sorted({int(r[0]) for expr in n_values for r in con.sql(
-        f"SELECT DISTINCT {expr.replace('c.', '')} FROM cases_biz WHERE {expr.replace('c.', '')} IS NOT NULL"
+        f"SELECT DISTINCT {expr} FROM cases_biz c WHERE {expr} IS NOT NULL"
     ).fetchall()})
     rows = [(s, n, deadline(s, n)) for s in starts for n in ns]
     _table(con, "deadlines", {"start": [r[0] for r in rows], "n": [r[1] for r in rows],
