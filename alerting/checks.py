@@ -10,7 +10,9 @@ import datetime as dt
 from collections import defaultdict
 
 from alerting.anomaly import robust_z
+from alerting.calendar_check import calendar_missing
 from alerting.config import in_scope
+from alerting.contributors import prefetch, top_contributors
 from alerting.model import Observation, period_label
 from alerting.store import Store, months_back
 
@@ -52,10 +54,16 @@ def pass_rate(store: Store, run: dict, spec: dict, now: dt.datetime, **_) -> lis
 
 
 def _indicator_rows(store: Store, run: dict, spec: dict) -> list[dict]:
+    """The run's indicator values, final ones only: a provisional row (the
+    period, or a due window deciding its numerator, still open at as_of —
+    WAREHOUSE.md) says nothing yet, neither a miss nor a recovery.  Older
+    warehouses have no provisional column: every row counts as final."""
+    final = (" AND NOT coalesce(provisional, false)"
+             if "provisional" in store.columns("indicator_values") else "")
     rows = store.query(
         "SELECT indicator_code, region_code, region_level, period_type, period_start, period_end,"
         " value, target, direction, meets_target, denominator, pipeline FROM indicator_values"
-        " WHERE run_id = ? AND value IS NOT NULL", [run["run_id"]])
+        " WHERE run_id = ? AND value IS NOT NULL" + final, [run["run_id"]])
     rows = [r for r in rows
             if _in_period_scope(r, spec) and in_scope(r["indicator_code"], spec.get("indicators"))]
     return _mark_recent(rows, spec.get("recent_months"))
@@ -68,14 +76,20 @@ def _indicator_context(r: dict) -> dict:
 
 def target_miss(store: Store, run: dict, spec: dict, now: dt.datetime, **_) -> list[Observation]:
     out = []
-    for r in _indicator_rows(store, run, spec):
+    rows = _indicator_rows(store, run, spec)
+    # Only a recent miss can fire (engine.py): name contributors for those, in one query.
+    prefetch(store, [r for r in rows if r["meets_target"] is False and r["_recent"]])
+    for r in rows:
         if r["meets_target"] is None:
             continue
+        context = _indicator_context(r)
+        if not r["meets_target"] and r["_recent"]:
+            context["contributors"] = top_contributors(store, r)
         out.append(Observation(
             "target_miss", r["indicator_code"], r["region_code"], r["region_level"],
             period_label(r["period_type"], r["period_start"], r["period_end"]),
             r["value"], r["target"], not r["meets_target"], r["direction"] != "<=", "ratio",
-            _indicator_context(r), r["_recent"]))
+            context, r["_recent"]))
     return out
 
 
@@ -121,10 +135,13 @@ def anomaly(store: Store, run: dict, spec: dict, now: dt.datetime, **_) -> list[
 
 def silence(store: Store, run: dict, spec: dict, now: dt.datetime,
             last_event_times: dict | None = None, **_) -> list[Observation]:
-    """Hours since a stream's last record.  The caller's max event time wins
-    (a streaming firing knows it); otherwise the as_of of the last run whose
-    ``read`` grew over the previous run of its pipeline — an upper bound of
-    the last event time, so the silence is never overstated."""
+    """Hours since a stream's last record, measured at the run's as_of (a
+    nightly over 2023 data asks whether the streams were alive then, not
+    today; a streaming run has no as_of: ``now``).  The caller's max event
+    time wins (a streaming firing knows it); otherwise the as_of of the last
+    run whose ``read`` grew over the previous run of its pipeline — an upper
+    bound of the last event time, so the silence is never overstated."""
+    at = run.get("as_of") or now
     rows = store.query(
         "SELECT s.stream, r.pipeline, coalesce(r.as_of, r.started_at) AS seen_at, s.read"
         " FROM pipeline_run_streams s JOIN pipeline_runs r ON r.run_id = s.run_id"
@@ -146,7 +163,7 @@ def silence(store: Store, run: dict, spec: dict, now: dt.datetime,
         since = seen or first_run.get(stream)
         if since is None:
             continue
-        hours = (now - since).total_seconds() / 3600
+        hours = max(0.0, (at - since).total_seconds() / 3600)  # an event after as_of: 0
         limit = float((spec.get("by_stream") or {}).get(stream, spec["hours"]))
         out.append(Observation("silence", stream, None, None, None, hours, limit, hours >= limit,
                                False, "hours", {"last_seen": seen, "stream": stream}))
@@ -178,4 +195,4 @@ def dead_letters(store: Store, run: dict, spec: dict, now: dt.datetime, **_) -> 
 
 
 CHECKS = {"pass_rate": pass_rate, "target_miss": target_miss, "anomaly": anomaly,
-          "silence": silence, "dead_letters": dead_letters}
+          "silence": silence, "dead_letters": dead_letters, "calendar_missing": calendar_missing}

@@ -1,6 +1,7 @@
 """``yibao alerts``: evaluate a run's alerts, or send a sample alert.
 
     yibao alerts evaluate --warehouse URI [--run-id ID] [--config FILE] [--now T]
+                          (URI: duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET)
     yibao alerts test --channel log|webhook|dingtalk|wecom|email
                       [--url URL] [--secret S] [--smtp HOST:PORT --to ADDR [--from ADDR]]
                       [--config FILE]
@@ -18,10 +19,11 @@ import sys
 import uuid
 
 from alerting.channels import deliver
-from alerting.config import CHANNEL_TYPES, alert_config
+from alerting.config import CHANNEL_TYPES, alert_config, clean_channel
 from alerting.engine import evaluate
 from alerting.messages import drilldown_sql, texts
 from alerting.model import FIRING, Alert, Observation
+from pipelines.errors import UsageError
 from transforms.timeutil import parse_instant
 
 
@@ -50,14 +52,23 @@ def _test(args) -> int:
         spec["to"] = args.to
     if args.sender:
         spec["from"] = args.sender
-    results = deliver(sample_alert(dt.datetime.now(dt.UTC)), {args.channel: spec}, cfg.delivery)
+    results = deliver(sample_alert(dt.datetime.now(dt.UTC)), {args.channel: clean_channel(spec)},
+                      cfg.delivery)
     print(json.dumps(results, ensure_ascii=False, indent=2))
     return 0 if all(r["ok"] for r in results) else 1
 
 
 def _evaluate(args) -> int:
     now = parse_instant(args.now) if args.now else None
-    alerts = evaluate(args.warehouse, args.run_id, args.config, now)
+    try:
+        alerts = evaluate(args.warehouse, args.run_id, args.config, now)
+    except Exception as e:  # no access to BigQuery, a missing dataset: one line
+        from warehouse.reader import bigquery_failure
+
+        why = bigquery_failure(e) if args.warehouse.startswith("bigquery://") else None
+        if why is None:
+            raise
+        raise UsageError(f"{args.warehouse}: {why}") from None
     for a in alerts:
         status = "suppressed" if a.suppressed else ("sent" if a.delivered else "NOT DELIVERED")
         print(f"{a.state:8} {status:13} {a.text_zh}")
@@ -70,7 +81,8 @@ def alerts_main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="evaluate a run's alerts and send them")
-    ev.add_argument("--warehouse", required=True, help="duckdb:///path/file.duckdb or a path")
+    ev.add_argument("--warehouse", required=True,
+                    help="duckdb:///path/file.duckdb, a path, or bigquery://PROJECT/DATASET")
     ev.add_argument("--run-id", default=None, help="default: the latest succeeded run")
     ev.add_argument("--config", default=None, help="YAML overriding pipelines/defaults.yaml")
     ev.add_argument("--now", default=None, help="evaluation instant, ISO 8601 (default now)")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from pipelines.config import Config, load_config
 from pipelines.config import merge as _merge
+from pipelines.errors import UsageError
 
-CHECKS = ("pass_rate", "target_miss", "anomaly", "silence", "dead_letters")
+CHECKS = ("pass_rate", "target_miss", "anomaly", "silence", "dead_letters", "calendar_missing")
 CHANNEL_TYPES = ("log", "webhook", "dingtalk", "wecom", "email")
 
 
@@ -27,6 +28,17 @@ def resolve_env(spec: Mapping) -> dict:
             value = os.environ.get(str(var))
             if value is not None and not out.get(key[:-4]):
                 out[key[:-4]] = value
+    return out
+
+
+def clean_channel(spec: Mapping) -> dict:
+    """A URL or secret pasted with a trailing newline or spaces (``echo`` into
+    a secret store) would make every delivery fail: surrounding whitespace
+    is never part of them."""
+    out = dict(spec)
+    for key in ("url", "secret"):
+        if isinstance(out.get(key), str):
+            out[key] = out[key].strip()
     return out
 
 
@@ -73,16 +85,18 @@ class AlertConfig:
         for name, spec in (self.raw.get("channels") or {}).items():
             spec = dict(spec or {})
             if spec.get("enabled", True) and in_scope(name, wanted):
-                out[name] = resolve_env(spec)
+                out[name] = clean_channel(resolve_env(spec))
         return out
 
     def validate(self) -> AlertConfig:
         for name, spec in (self.raw.get("channels") or {}).items():
             if (spec or {}).get("type") not in CHANNEL_TYPES:
-                raise ValueError(f"alerts.channels.{name}: type must be one of {CHANNEL_TYPES}")
+                raise UsageError(f"alerts.channels.{name}: type must be one of {CHANNEL_TYPES}"
+                                 " — fix the channel's type in the config")
         unknown = set(self.raw) - {*CHECKS, "channels", "delivery", "quiet_hours"}
         if unknown:
-            raise ValueError(f"alerts: unknown keys {sorted(unknown)}")
+            raise UsageError(f"alerts: unknown keys {sorted(unknown)} — allowed: checks "
+                             f"{list(CHECKS)}, channels, delivery, quiet_hours")
         return self
 
 

@@ -15,6 +15,7 @@ from alerting.debounce import key_states, plan
 from alerting.messages import drilldown_sql, texts
 from alerting.model import Alert, Observation
 from alerting.store import Store
+from alerting.summary import summarize
 
 log = logging.getLogger("alerting")
 
@@ -30,16 +31,20 @@ def evaluate(
 ) -> list[Alert]:
     """Evaluate the alert checks on a run's output; send and record alerts.
 
-    ``warehouse``: a DuckDB path, ``duckdb:///…`` URI, DuckDBWarehouse or
-    connection.  ``run_id``: default the latest succeeded (or running
+    ``warehouse``: a DuckDB path, ``duckdb:///…`` or ``bigquery://PROJECT/DATASET``
+    URI, DuckDBWarehouse, BigQueryWarehouse or DuckDB connection.  ``run_id``: default the latest succeeded (or running
     streaming) run.  ``config``: Config, dict (whole or the ``alerts``
     section), YAML path or None (shipped defaults).  ``now``: an aware
     instant (default: the clock).  ``last_event_times``: stream -> max event
     time, when the caller knows it (streaming firings).
 
+    Every month the run published is evaluated (each check's
+    ``recent_months`` can narrow that); provisional indicator rows are not.
+
     Returns the alerts written to dq_alerts this time: fired, suppressed and
     resolved.  Delivery failures are recorded in ``Alert.channels`` and
     dq_alerts.channels, never raised; a broken warehouse or config raises.
+    The log gets one line (alerting/summary.py), not one per alert.
     """
     cfg = alert_config(config)
     now = now or dt.datetime.now(dt.UTC)
@@ -54,7 +59,7 @@ def evaluate(
         ]
         names = _region_names(store, reference_dir)
         states = key_states(store.sent_rows())
-        alerts = []
+        alerts, down = [], {}  # channels that failed every attempt: not retried per alert
         for o in observations:
             if o.breached and not o.recent:
                 continue  # an old month still wrong: it fired when it was recent
@@ -64,12 +69,12 @@ def evaluate(
                 continue
             alert = _alert(o, p.state, names, run["run_id"], now, p.suppressed)
             if not p.suppressed:
-                alert.channels = deliver(alert, {c: channels[c] for c in p.channels}, cfg.delivery)
+                alert.channels = deliver(alert, {c: channels[c] for c in p.channels}, cfg.delivery,
+                                         down=down)
             alerts.append(alert)
         store.append_alerts([a.row() for a in alerts])
-    sent = sum(not a.suppressed for a in alerts)
-    log.info("alerts for run %s: %d observations, %d sent, %d suppressed", run["run_id"],
-             len(observations), sent, len(alerts) - sent)
+    summary = summarize(run["run_id"], len(observations), alerts)
+    log.log(summary.level, "%s", summary.line())
     return alerts
 
 

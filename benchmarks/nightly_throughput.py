@@ -174,7 +174,9 @@ def _warehouse_rows(path: str) -> dict:
 
             return {"status": one("SELECT status FROM pipeline_runs"),
                     "indicator_rows": one("SELECT count(*) FROM indicator_values"),
-                    "rule_rows": one("SELECT count(*) FROM quality_rule_results")}
+                    "rule_rows": one("SELECT count(*) FROM quality_rule_results"),
+                    # issue 18: the split by institution / matter, published in the same run
+                    "breakdown_rows": one("SELECT count(*) FROM indicator_breakdown")}
     except Exception as exc:  # noqa: BLE001 - a failed run may leave no warehouse
         return {"status": f"no warehouse ({type(exc).__name__})"}
 

@@ -10,6 +10,13 @@ over two listings) + early firing delay + the day's SQL + the upsert.
 
     .venv/bin/python benchmarks/stream_freshness.py [--files 20] [--records 200]
         [--interval 2] [--early-firing-seconds 1] [--poll-interval 0.5]
+        [--rate R] [--same-day]
+
+``--rate R``: records per second (each file holds R x interval records),
+e.g. 100, 1000, 5000.  ``--same-day``: every file is of the same business
+day, so the day grows file by file: the latency of the first and the last
+files shows the per-pane cost as the day grows (flat if panes were
+incremental; the day is recomputed on each pane today, issue 20).
 """
 from __future__ import annotations
 
@@ -64,10 +71,10 @@ def job_started(warehouse: Path) -> bool:
         con.close()
 
 
-def make_file(staging: Path, i: int, records: int) -> tuple[Path, dt.date]:
-    day = FIRST_DAY + dt.timedelta(days=i)
+def make_file(staging: Path, i: int, records: int, same_day: bool = False) -> tuple[Path, dt.date]:
+    day = FIRST_DAY + dt.timedelta(days=0 if same_day else i)
     noon = dt.datetime.combine(day, dt.time(4), tzinfo=dt.UTC)  # 12:00 in Shanghai
-    recs = [settlement(f"f{i}-{n}", noon + dt.timedelta(seconds=n)) for n in range(records)]
+    recs = [settlement(f"f{i}-{n}", noon + dt.timedelta(seconds=n % 3600)) for n in range(records)]
     return write_avro(staging / f"day{i:03d}.avro", "settlement", recs), day
 
 
@@ -83,40 +90,49 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between two files")
     ap.add_argument("--early-firing-seconds", type=int, default=1)
     ap.add_argument("--poll-interval", type=float, default=0.5)
+    ap.add_argument("--rate", type=float, default=None,
+                    help="records per second (overrides --records: rate x interval per file)")
+    ap.add_argument("--same-day", action="store_true",
+                    help="every file of one business day: the day grows (per-pane cost)")
     args = ap.parse_args(argv)
+    if args.rate:
+        args.records = max(1, round(args.rate * args.interval))
 
     work = Path(tempfile.mkdtemp(prefix="stream_freshness_"))
     landing, staging, warehouse = work / "landing", work / "staging", work / "w.duckdb"
     (landing / "settlement").mkdir(parents=True)
     staging.mkdir()
-    files = [make_file(staging, i, args.records) for i in range(args.files)]
+    files = [make_file(staging, i, args.records, args.same_day) for i in range(args.files)]
     runtime = args.files * args.interval + 30
     job = subprocess.Popen(
         [sys.executable, "-m", "pipelines.stream", "--landing", str(landing),
          "--warehouse", f"duckdb:///{warehouse}", "--max_runtime_seconds", str(runtime),
          "--poll_interval", str(args.poll_interval),
-         "--early_firing_seconds", str(args.early_firing_seconds)],
+         "--early_firing_seconds", str(args.early_firing_seconds), "--allow-demo-key"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not job_started(warehouse):
             time.sleep(0.2)
         time.sleep(2)  # the pipeline is being built and the watch starts
-        landed: dict[dt.date, float] = {}
-        latency: dict[dt.date, float] = {}
+        landed: dict[int, float] = {}  # file number -> when it landed
+        latency: dict[int, float] = {}
         next_at = time.time()
         deadline = time.time() + runtime
         while len(latency) < len(files) and time.time() < deadline:
             if len(landed) < len(files) and time.time() >= next_at:
-                path, day = files[len(landed)]
+                path, _ = files[len(landed)]
                 path.rename(landing / "settlement" / path.name)
-                landed[day] = time.time()
+                landed[len(landed)] = time.time()
                 next_at += args.interval
             seen = day_rows(warehouse)
             now = time.time()
-            for day, t0 in landed.items():
-                if day not in latency and seen.get(day) == args.records:
-                    latency[day] = now - t0
+            for i, t0 in landed.items():
+                day = files[i][1]
+                # The file's records are in once its day counts them (and its predecessors').
+                want = args.records * (i + 1 if args.same_day else 1)
+                if i not in latency and seen.get(day, 0) >= want:
+                    latency[i] = now - t0
             time.sleep(0.05)
     finally:
         job.terminate()
@@ -131,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reached the warehouse: {len(values)}/{len(files)}")
     print(f"landing -> warehouse latency: median {statistics.median(values):.2f} s, "
           f"p95 {percentile(values, 0.95):.2f} s, max {max(values):.2f} s")
+    if args.same_day:
+        ordered = [latency[i] for i in sorted(latency)]
+        third = max(1, len(ordered) // 3)
+        print(f"one growing day: first third median {statistics.median(ordered[:third]):.2f} s "
+              f"(day <= {third * args.records} records), last third median "
+              f"{statistics.median(ordered[-third:]):.2f} s (day up to {len(files) * args.records})")
 
 
 if __name__ == "__main__":

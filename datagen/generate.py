@@ -1,5 +1,6 @@
-"""Generate a landing directory: the five Avro streams, the reference CSVs,
-as_of.txt and truth.json (see datagen/__init__.py for the story)."""
+"""Generate a landing directory: the five Avro streams, the reference CSVs
+(population.csv made up, marked SYNTHETIC: datagen/population.py), as_of.txt
+and truth.json (see datagen/__init__.py for the story)."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ from datagen import (
     enrolment,
     filing,
     people,
+    population,
     settlement_list,
     settlement_versions,
     truth,
@@ -41,6 +43,7 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     for f in (out / "reference").glob("*.csv"):
         f.unlink()
+    (out / "reference" / reference_data.SYNTHETIC).unlink(missing_ok=True)
 
 
 def generate(out: str | Path, seed: int = DEFAULT_SEED, persons: int = DEFAULT_PERSONS,
@@ -68,6 +71,7 @@ def generate(out: str | Path, seed: int = DEFAULT_SEED, persons: int = DEFAULT_P
 
         t = step("people")
         residents, visitors = people.build(ctx)
+        registered = population.registered(ctx, residents)  # before anyone moves
         done(t, f"{len(residents):,} residents, {len(visitors):,} visitors")
 
         t = step("enrolment")
@@ -114,6 +118,7 @@ def generate(out: str | Path, seed: int = DEFAULT_SEED, persons: int = DEFAULT_P
         (out / "reference").mkdir(exist_ok=True)
         for name in reference_data.FILES:
             shutil.copyfile(ref.directory / name, out / "reference" / name)
+        population.write(out / "reference", registered, len(residents), seed)
         (out / "as_of.txt").write_text(tb.iso_beijing(ctx.as_of) + "\n", encoding="utf-8")
 
         t = step("truth.json")

@@ -1,14 +1,23 @@
-"""``yibao quality-docs``: Great Expectations Data Docs of each stream's
-latest validation, as a folder of HTML pages that opens offline.
+"""``yibao quality-docs``: the Data Docs, a folder of HTML pages that opens
+offline — our pages per region and month (``docs_pages``: index.html and
+regions/<code>/<YYYY-MM>.html, in Chinese, headline the record pass rate,
+figures equal to the nightly run's) and Great Expectations' own pages of each
+stream's latest validation (ge-index.html, validations/, expectations/).
 
-    yibao quality-docs --input DIR [--as-of T] [--reference DIR] [--out DIR] [--sample N]
+    yibao quality-docs --input DIR [--as-of T | --warehouse URI] [--reference DIR] [--out DIR]
+                       [--months A..B] [--config YAML] [--sample N] [--allow-demo-key]
+
+0. The per-region pages: the input read as below, all records, then the
+   nightly run's own computation (``transforms.compute.compute_run``) at
+   as_of over the months (default: the --warehouse run's, else as nightly's).
+   psn_no is pseudonymised, so the key is required as for nightly.
 
 1. Read ``<input>/<stream>/*.avro`` as the nightly pipeline does
    (``transforms.decode.read_avro_file``; undecodable bytes are counted,
    not quarantined: that is the nightly run's job), keep one copy per
    event_id and the latest version per business key at as_of
    (``transforms.versions``).
-2. Sample: Great Expectations checks some 30-60k rows/s, so at most
+2. Sample (Great Expectations' pages only): Great Expectations checks some 30-60k rows/s, so at most
    ``--sample`` records per stream are validated — whole hash buckets of
    the business key (of certno for enrolment, so E09's 310/390 pairs stay
    together), the same records on every run (DuckDB's ``hash``).  Pages and
@@ -18,8 +27,8 @@ latest validation, as a folder of HTML pages that opens offline.
    rule (``description``) for the pages.
 4. Render masked: results are SUMMARY (counts and at most 20 example
    values per expectation); in the examples of an expectation that reads a
-   personal column, certno is masked as in quality_failures (first 6 +
-   ``********`` + last 4), psn_no pseudonymised like the warehouse's keys,
+   personal column, certno is masked as in quality_failures (region code
+   only: first 6, then ``*``), psn_no pseudonymised like the warehouse's keys,
    and a name keeps only what E02 judges (length, digits, White_Space).
    Masking after validation cannot change a verdict; a page still showing
    a raw value of an example row stops the build and removes the site.
@@ -33,6 +42,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import html
+import json
 import os
 import re
 import shutil
@@ -48,11 +58,14 @@ from apache_beam.io.filesystems import FileSystems
 import reference
 import schemas
 from transforms.compute import connect
+from transforms.context import RunContext, default_months
 from transforms.decode import read_avro_file, table_schema
 from transforms.privacy import PERSONAL_FIELDS, mask_certno, pseudonymise
 from transforms.timeutil import BUSINESS_TZ, parse_instant
 from transforms.versions import latest_sql, resolve_deliveries
 
+from . import docs_pages
+from .docs_pages import PAGE_MARK
 from .text import WHITE_SPACE
 
 DEFAULT_OUT = "var/quality-docs"
@@ -126,9 +139,9 @@ class StreamDocs:
 # --- reading: the nightly pipeline's decode, delivery and version rules ----------
 
 
-def latest_versions(input_dir: str, stream: str, as_of: dt.datetime,
-                    sample: int | None) -> tuple[pa.Table, StreamDocs]:
-    """The stream's latest versions at as_of (at most ``sample`` of them)."""
+def load_stream(con, input_dir: str, stream: str) -> int:
+    """``{stream}_accepted`` on ``con`` from ``<input>/<stream>/*.avro``, as the
+    nightly run makes it; returns the number of undecodable file parts."""
     pattern = FileSystems.join(input_dir, stream, "*.avro")
     paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     batches, dead = [], 0
@@ -137,18 +150,31 @@ def latest_versions(input_dir: str, stream: str, as_of: dt.datetime,
             got, letters, _ = read_avro_file(path, stream, quarantine_dir)
             batches += got
             dead += len(letters)
+    con.register(f"{stream}_docs_raw", pa.Table.from_batches(batches, schema=table_schema(stream)))
+    resolve_deliveries(con, stream, f"{stream}_docs_raw")
+    return dead
+
+
+def sampled_latest(con, stream: str, as_of: dt.datetime, sample: int | None) -> tuple[pa.Table, int]:
+    """The stream's latest versions at as_of (at most ``sample`` of them) and how many there are."""
+    latest = f"docs_{stream}_latest"
+    con.execute(f"CREATE TEMP TABLE {latest} AS {latest_sql(stream, f'{stream}_accepted', as_of)}")
+    total = con.execute(f"SELECT count(*) FROM {latest}").fetchall()[0][0]
+    unit = SAMPLE_UNIT.get(stream) or ", ".join(schemas.load(stream).business_key)
+    # count(*) over ORDER BY counts a hash's peers together: a unit is kept or dropped whole.
+    keep = f"QUALIFY count(*) OVER (ORDER BY hash({unit})) <= {int(sample)}" if sample else ""
+    table = con.sql(f"SELECT * EXCLUDE (_source, _index) FROM {latest} {keep} "
+                    f"ORDER BY hash({unit}), event_id").to_arrow_table()
+    return table, total
+
+
+def latest_versions(input_dir: str, stream: str, as_of: dt.datetime,
+                    sample: int | None) -> tuple[pa.Table, StreamDocs]:
+    """The stream's latest versions at as_of (at most ``sample`` of them)."""
     con = connect()
-    con.execute("SET enable_progress_bar = false")  # it would draw over our output
     try:
-        con.register("raw", pa.Table.from_batches(batches, schema=table_schema(stream)))
-        resolve_deliveries(con, stream, "raw")
-        con.execute(f"CREATE TEMP TABLE latest AS {latest_sql(stream, f'{stream}_accepted', as_of)}")
-        total = con.execute("SELECT count(*) FROM latest").fetchall()[0][0]
-        unit = SAMPLE_UNIT.get(stream) or ", ".join(schemas.load(stream).business_key)
-        # count(*) over ORDER BY counts a hash's peers together: a unit is kept or dropped whole.
-        keep = f"QUALIFY count(*) OVER (ORDER BY hash({unit})) <= {int(sample)}" if sample else ""
-        table = con.sql(f"SELECT * EXCLUDE (_source, _index) FROM latest {keep} "
-                        f"ORDER BY hash({unit}), event_id").to_arrow_table()
+        dead = load_stream(con, input_dir, stream)
+        table, total = sampled_latest(con, stream, as_of, sample)
     finally:
         con.close()
     return table, StreamDocs(stream, total, table.num_rows, dead)
@@ -343,7 +369,7 @@ def make_offline(out: Path, banner: str, personal: set[str]) -> None:
         text = GE_LOGO.sub(f"{up}/{LOCAL_LOGO}", text)
         # GE 1.24 puts validation pages' favicon link one level too shallow: recompute all.
         text = GE_STATIC.sub(rf"\g<1>{up}/static/", text)
-        if path.suffix == ".html":
+        if path.suffix == ".html" and PAGE_MARK not in text:  # Great Expectations' page
             text = SRI_ATTRS.sub("", text)
             text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, text, count=1)
         if problem := _problem(path, text, personal):
@@ -365,25 +391,47 @@ def _clear(out: Path) -> None:
 
 def build_docs(input_dir: str, out: str | Path, as_of: dt.datetime, ref,
                sample: int | None = DEFAULT_SAMPLE,
-               streams: tuple[str, ...] = schemas.STREAM_NAMES) -> tuple[Path, list[StreamDocs]]:
-    """Builds the site; returns the path of index.html and what was validated."""
+               streams: tuple[str, ...] = schemas.STREAM_NAMES,
+               months: list[dt.date] | None = None, config=None) -> tuple[Path, list[StreamDocs]]:
+    """Builds the site; returns the path of index.html and what was validated.
+    ``months``: the pages' months (default: as the nightly run's, January of
+    as_of's year to as_of's month); ``config``: the run's (pipelines.config)."""
     out = Path(out).absolute()
     _clear(out)
     os.environ["GX_ANALYTICS_ENABLED"] = "false"  # before GE is imported: nothing goes online
     from great_expectations.core.run_identifier import RunIdentifier
 
+    from pipelines.config import load_config
+
     from .derived import ge_frame
 
+    config = config or load_config()
+    months = months or default_months(as_of)
     context = _context(out)
     run_id = RunIdentifier(run_name=f"as_of-{as_of.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}",
                            run_time=dt.datetime.now(dt.UTC))
     done, personal = [], set()
-    for stream in streams:
-        table, docs = latest_versions(input_dir, stream, as_of, sample)
-        done.append(docs)
-        if docs.latest:
-            personal |= validate_stream(context, docs, ge_frame(stream, table), ref, run_id)
+    work = tempfile.TemporaryDirectory(prefix="yibao-docs-")
+    con = connect(os.path.join(work.name, "docs.duckdb"))  # on disk: a large input spills
+    try:
+        for stream in schemas.STREAM_NAMES:  # every stream: the figures need them all
+            dead = load_stream(con, input_dir, stream)
+            if stream not in streams:
+                continue
+            table, total = sampled_latest(con, stream, as_of, sample)
+            docs = StreamDocs(stream, total, table.num_rows, dead)
+            done.append(docs)
+            if docs.latest:
+                personal |= validate_stream(context, docs, ge_frame(stream, table), ref, run_id)
+        figures = docs_pages.compute(con, RunContext(ref=ref, config=config, as_of=as_of,
+                                                     months=months))
+    finally:
+        con.close()
+        work.cleanup()
     context.build_data_docs()
+    (out / "index.html").rename(out / docs_pages.GE_INDEX)  # the index is ours
+    ge_pages = {p.stem.removeprefix("latest-"): p for p in (out / "validations").rglob("*.html")}
+    docs_pages.write_pages(out, figures, ge_pages, _shown(as_of))
     make_offline(out, _banner(as_of, done), personal)
     return out / "index.html", done
 
@@ -397,6 +445,33 @@ def default_as_of(input_dir: str) -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def warehouse_run(uri: str) -> tuple[dt.datetime, str | None]:
+    """as_of and --months (None: the run's default) of the latest succeeded
+    nightly run in the warehouse at ``uri`` (DuckDB or BigQuery, read through
+    warehouse/reader.py), so the pages show the record versions and months
+    that run validated."""
+    from pipelines.errors import UsageError
+    from warehouse.reader import bigquery_failure, open_reader
+
+    try:
+        with open_reader(uri) as r:
+            found = r.rows("SELECT as_of, options FROM pipeline_runs WHERE pipeline = 'nightly'"
+                           " AND status = 'succeeded' AND as_of IS NOT NULL"
+                           " ORDER BY started_at DESC LIMIT 1")
+    except UsageError:
+        raise
+    except Exception as e:
+        why = bigquery_failure(e) if uri.startswith("bigquery://") else None
+        if why is None:
+            raise
+        raise UsageError(f"--warehouse {uri}: {why}") from None
+    if not found:
+        raise UsageError(f"--warehouse {uri} holds no succeeded nightly run — run yibao nightly"
+                         " first, or give --as-of")
+    options = json.loads(found[0]["options"] or "{}")
+    return found[0]["as_of"], options.get("months")
+
+
 def quality_docs_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="yibao quality-docs",
@@ -405,21 +480,41 @@ def quality_docs_main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, help="input root: <input>/<stream>/*.avro")
     p.add_argument("--as-of", dest="as_of", default=None,
                    help="cut-off instant, ISO 8601 (naive = Asia/Shanghai); "
-                        "default <input>/as_of.txt if present, else now")
+                        "default: --warehouse's, else <input>/as_of.txt if present, else now")
+    p.add_argument("--warehouse", default=None,
+                   help="duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET: as_of is that"
+                        " of its latest succeeded nightly run (what that run validated)")
     p.add_argument("--reference", default=None, help="reference CSVs; default <input>/reference")
+    p.add_argument("--months", default=None,
+                   help="months of the per-region pages, YYYY-MM..YYYY-MM; default: --warehouse's"
+                        " run's, else January of as_of's year to as_of's month (as yibao nightly)")
+    p.add_argument("--config", default=None, help="the nightly run's YAML config, if it had one")
+    p.add_argument("--allow-demo-key", dest="allow_demo_key", action="store_true",
+                   help="pseudonymise psn_no with the public demo key (local trials only)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"site folder (default {DEFAULT_OUT}); "
                    "rebuilt from scratch")
     p.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
-                   help=f"validate at most N records per stream, the same ones every run "
-                        f"(default {DEFAULT_SAMPLE:,}; 0 = all: Great Expectations checks "
-                        "some 30-60k rows/s)")
+                   help=f"validate at most N records per stream in Great Expectations' pages, the"
+                        f" same ones every run (default {DEFAULT_SAMPLE:,}; 0 = all: Great"
+                        " Expectations checks some 30-60k rows/s); the per-region pages count all")
     args = p.parse_args(argv)
     if args.sample < 0:
         p.error("--sample must be >= 0")
+    from pipelines import checks
+    from pipelines.config import load_config
+    from transforms.privacy import require_key
+
+    require_key(allow_demo=args.allow_demo_key)  # examples and failures pseudonymise psn_no
     input_dir = args.input if "://" in args.input else os.path.abspath(args.input)
-    as_of = parse_instant(args.as_of) if args.as_of else default_as_of(input_dir)
+    as_of, run_months = (warehouse_run(args.warehouse) if args.warehouse and not args.as_of
+                         else (None, None))
+    as_of = as_of or (parse_instant(args.as_of) if args.as_of else default_as_of(input_dir))
+    config = load_config(args.config)
+    months = checks.months(args.months or run_months, as_of,
+                           int(config.parameters.get("max_months", 60)))
     ref = reference.load(args.reference or FileSystems.join(input_dir, "reference"))
-    index, done = build_docs(input_dir, args.out, as_of, ref, args.sample or None)
+    index, done = build_docs(input_dir, args.out, as_of, ref, args.sample or None,
+                             months=months, config=config)
     print(f"Validated the latest versions at as_of {_shown(as_of)}:")
     for docs in done:
         failed = (f": {docs.failed_expectations} of {docs.expectations} expectations failed"
@@ -427,5 +522,7 @@ def quality_docs_main(argv: list[str] | None = None) -> int:
         print(f"  {docs.note}{failed}")
     if any(d.validated < d.latest for d in done):
         print("  Results of a sampled stream are those of its sample (--sample 0 validates all).")
+    print(f"Pages per region and month: {months[0]:%Y-%m}..{months[-1]:%Y-%m}, record pass rates"
+          " of every record (not sampled)")
     print(f"Data Docs: {index.as_uri()}")
     return 0

@@ -69,7 +69,8 @@ def demo_main(argv: list[str]) -> int:
     # Alerts are evaluated separately below: on two-year-old demo data every
     # stream looks silent, and the log channel would drown the scorecard.
     run_id = nightly.run(["--input", str(out), "--warehouse", args.warehouse, "--as-of", as_of,
-                          "--months", f"{year}-01..{as_of[:7]}", "--no_alerts"])
+                          "--months", f"{year}-01..{as_of[:7]}", "--no_alerts",
+                          "--allow-demo-key"])
     from warehouse import duckdb_path
 
     path = duckdb_path(args.warehouse)

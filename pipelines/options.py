@@ -31,10 +31,32 @@ class NightlyOptions(PipelineOptions):
                             help="Where decoded batches are staged as Parquet during a run (local "
                                  "dir or gs:// prefix); default <warehouse dir>/staging; removed "
                                  "after the run")
-        parser.add_argument("--compute_memory_limit", default="4GB",
-                            help="DuckDB memory limit of the compute step (it spills beyond it)")
+        parser.add_argument("--compute_memory_limit", default=None,
+                            help="DuckDB memory limit of the compute step (it spills beyond it); "
+                                 "default 60%% of the worker's memory (--worker_machine_type "
+                                 "under Dataflow, this machine's locally: pipelines/sizing.py)")
         parser.add_argument("--quarantine", default=None,
                             help="Where dead letters' raw bytes go; default <warehouse dir>/quarantine")
+        parser.add_argument("--allow_empty", "--allow-empty", dest="allow_empty", default=None,
+                            help="Streams (comma-separated, or 'all') allowed to have no files or no "
+                                 "accepted record; otherwise such a run is refused instead of "
+                                 "publishing zeros")
+        parser.add_argument("--allow_demo_key", "--allow-demo-key", dest="allow_demo_key",
+                            action="store_true",
+                            help="Local trials only: pseudonymise with the public demo key when "
+                                 "YIBAO_PSEUDONYM_KEY is not set")
+        parser.add_argument("--quiet", action="store_true",
+                            help="No progress and no summary on success (warnings still on stderr)")
+        parser.add_argument("--json", action="store_true",
+                            help="Print the run's summary as one JSON object on stdout")
+        parser.add_argument("--run_id", default=None,
+                            help="Id of the run's pipeline_runs row (default: a new UUID); an "
+                                 "orchestrator passes its own so that it can close the row and "
+                                 "delete <staging>/<run_id>/ when the job fails or is cancelled")
+        parser.add_argument("--all_partitions", action="store_true",
+                            help="With a dt=YYYY-MM-DD landing layout, read every partition "
+                                 "instead of only those the run's months can need (re-validates "
+                                 "the whole history)")
 
 
 def resolve_runner(options: PipelineOptions):

@@ -14,8 +14,11 @@ import pyarrow as pa
 
 import expectations
 import schemas
+from pipelines import summary
+from pipelines.errors import UsageError
+from transforms import members
 from transforms.compute import RunResult
-from transforms.context import RunContext
+from transforms.context import RunContext, month_end
 from transforms.indicators.catalog import INDICATORS
 from warehouse import duckdb_path, open_warehouse
 from warehouse.scope import Scope
@@ -31,10 +34,15 @@ def warehouse_dir(uri: str) -> str:
     return os.path.abspath("var")
 
 
-def begin(uri: str, run_id: str, pipeline: str, runner: str, ctx: RunContext, options: dict) -> None:
+def begin(uri: str, run_id: str, pipeline: str, runner: str, as_of: dt.datetime, options: dict,
+          calendar_sources: dict[int, str] | None = None) -> None:
+    """Opens the run's pipeline_runs row (before the reference and the input
+    are checked, so a refused run is recorded with its reason), with the
+    working-day calendar source of each year in scope."""
     with open_warehouse(uri) as wh:
         wh.ensure_schema([i.code for i in INDICATORS])
-        wh.begin_run(run_id, pipeline, runner, dt.datetime.now(dt.UTC), ctx.as_of, options)
+        wh.begin_run(run_id, pipeline, runner, dt.datetime.now(dt.UTC), as_of, options,
+                     calendar_sources=calendar_sources)
 
 
 def end(uri: str, run_id: str, status: str, error: str | None = None) -> None:
@@ -50,6 +58,14 @@ def _table(name: str, rows: list[dict]) -> pa.Table:
     present = [f for f in schema if rows and f.name in rows[0]] if rows else [
         f for f in schema if f.name not in ("run_id", "computed_at")]
     return pa.Table.from_pylist(rows, schema=pa.schema(present))
+
+
+def _with_pipeline(breakdown: pa.Table | None, pipeline: str) -> pa.Table:
+    """transforms.breakdown's Arrow rows with their pipeline."""
+    if breakdown is None:
+        return _table("indicator_breakdown", [])
+    return breakdown.append_column(arrow_schema("indicator_breakdown").field("pipeline"),
+                                   pa.array([pipeline] * breakdown.num_rows, pa.string()))
 
 
 def dims(ctx: RunContext) -> dict[str, pa.Table]:
@@ -90,28 +106,52 @@ def stream_counts(run_id: str, dead_letters: list[dict], stats: list[dict],
     return rows
 
 
+def refuse_empty_streams(counts: list[dict], ctx: RunContext) -> None:
+    """Files that decode to nothing must not publish zeros either (the input
+    listing already refused streams without files)."""
+    allowed = ctx.extra.get("allow_empty", set())
+    empty = [c["stream"] for c in counts if c["accepted"] == 0 and c["stream"] not in allowed]
+    if empty:
+        raise UsageError(f"no accepted record for {', '.join(empty)} (every file was empty or "
+                         "dead-lettered): nothing published; check dead_letters, or pass "
+                         f"--allow-empty {','.join(empty)} to publish zeros")
+
+
 def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result: RunResult,
-                dead_letters: list[dict], stats: list[dict]) -> dict[str, int]:
+                dead_letters: list[dict], stats: list[dict]) -> dict:
+    """Writes the run's tables; returns the run's summary (pipelines/summary.py)."""
     now = dt.datetime.now(dt.UTC)
     values = [dict(r, as_of=ctx.as_of, pipeline="nightly") for r in result.indicator_values]
     dead = [dict(d, received_at=d.get("received_at") or now, run_id=run_id) for d in dead_letters]
-    failures = [dict(f, run_id=run_id) for f in result.quality_failures]
+    failures = [dict(f, run_id=run_id, pipeline="nightly") for f in result.quality_failures]
+    counts = stream_counts(run_id, dead_letters, stats, failures)
+    refuse_empty_streams(counts, ctx)
     tables = {
         "indicator_values": _table("indicator_values", values),
-        "quality_rule_results": _table("quality_rule_results", result.quality_rule_results),
+        "quality_rule_results": _table("quality_rule_results",
+                                       [dict(r, pipeline="nightly") for r in result.quality_rule_results]),
         "quality_failures": _table("quality_failures", failures),
         "dead_letters": _table("dead_letters", dead),
-        "pipeline_run_streams": _table("pipeline_run_streams",
-                                       stream_counts(run_id, dead_letters, stats, failures)),
+        "pipeline_run_streams": _table("pipeline_run_streams", counts),
+        "indicator_breakdown": _with_pipeline(result.indicator_breakdown, "nightly"),
+        "dim_institution": _table("dim_institution", members.institution_rows(
+            ctx.ref, result.members_seen.get("institution", []))),
+        "dim_matter": _table("dim_matter", members.matter_rows(ctx.ref, result.members_seen.get("matter", []))),
         **dims(ctx),
     }
     scopes = {
-        "quality_failures": Scope(values={"stream": list(VALIDATED_STREAMS)}),
-        "dead_letters": Scope(ranges={"source": (input_root, input_root + "\U0010ffff")}),
+        # The run's periods (MONTH and YTD of each month end only by its month
+        # end): every member row of them is replaced, so none outlives a re-run.
+        "indicator_breakdown": Scope(values={"pipeline": ["nightly"],
+                                             "period_end": [month_end(m) for m in ctx.months]}),
+        # The stream's own quality rows (pipeline = 'stream') are not the nightly's to replace.
+        "quality_failures": Scope(values={"stream": list(VALIDATED_STREAMS), "pipeline": ["nightly"]}),
+        "dead_letters": Scope(under={"source": input_root}),
     }
     with open_warehouse(uri) as wh:
-        written = wh.publish(run_id, tables, scopes)
+        wh.publish(run_id, tables, scopes)
         # Closed here, inside the job: a Dataflow launcher may not wait for the
         # job to finish, and the driver's own close is then never reached.
         wh.finish_run(run_id, "succeeded")
-        return written
+    return summary.build(run_id, ctx, counts, values, len(failures), result.records_by_month,
+                         ctx.extra.get("ignored_files", []))

@@ -27,6 +27,11 @@ What happens (transforms/streaming.py tells each step's story):
    I14 I17 I22 I25 I26 R01–R05 S02, pipeline = 'stream', are upserted on
    every firing (the warehouse key includes pipeline: nightly rows are never
    touched).
+   Quality: each pane checks the day's records with the nightly's rules
+   (settlement, settlement_list by upload day, contribution, filing by
+   submitted day; enrolment rules check a month-end stock: nightly only):
+   quality_failures of the day replaced per pane, quality_rule_results
+   MONTH rows, both pipeline = 'stream'.
 6. ``CountRecords``: pipeline_run_streams of the job's one pipeline_runs row
    (status running) as panes fire: read = accepted + duplicates +
    dead_lettered + late_dropped.
@@ -35,8 +40,10 @@ Run it::
 
     yibao stream --landing var/landing --warehouse duckdb:///var/warehouse.duckdb \
         --max_runtime_seconds 600
+    yibao stream --landing var/backfill --drain --warehouse duckdb:///var/warehouse.duckdb
     python -m pipelines.stream --warehouse bigquery://p/d --runner DataflowRunner \
         --subscriptions settlement=projects/p/subscriptions/settlement,filing=projects/p/subscriptions/filing \
+        --timestamp_attribute event_time \
         --project p --region asia-east2 --temp_location gs://bucket/tmp --setup_file ./setup.py
 """
 from __future__ import annotations
@@ -59,7 +66,9 @@ from apache_beam.transforms.window import GlobalWindows
 import reference
 import schemas
 from pipelines.config import load_config
+from pipelines.errors import UsageError
 from pipelines.options import DEFAULT_WAREHOUSE
+from transforms import privacy
 from transforms.context import RunContext
 from transforms.indicators.catalog import INDICATORS
 from transforms.streaming import (
@@ -73,6 +82,7 @@ from transforms.streaming import (
     LinkVersions,
     MonthTotals,
     StreamSettings,
+    Write,
     count_row,
 )
 from transforms.streaming_compute import FOREVER
@@ -120,12 +130,25 @@ class StreamOptions(PipelineOptions):
                                  "and counted; default parameters.allowed_lateness_days (7)")
         parser.add_argument("--max_runtime_seconds", "--max-runtime-seconds", dest="max_runtime_seconds", type=float, default=None,
                             help="Stop after N seconds (bounded local runs, demos, benchmarks)")
+        parser.add_argument("--drain", action="store_true",
+                            help="Bounded mode (with --landing): read every file present (waiting "
+                                 "for files still being written), advance the watermark to the "
+                                 "end, fire every final pane, write, exit 0")
+        parser.add_argument("--timestamp_attribute", "--timestamp-attribute", dest="timestamp_attribute",
+                            default=None,
+                            help="Pub/Sub attribute holding each message's event time (RFC 3339 "
+                                 "or milliseconds since the epoch; README 'Streaming'); the "
+                                 "watermark follows it instead of the publish time")
+        _add_shared(parser, "--allow_demo_key", "--allow-demo-key", dest="allow_demo_key",
+                    action="store_true",
+                    help="Local trials only: pseudonymise with the public demo key when "
+                         "YIBAO_PSEUDONYM_KEY is not set")
 
 
 class StreamOutputs(NamedTuple):
     """What ``build`` leaves for callers (tests) to look at."""
     day_results: beam.PCollection  # DayResult per fired pane
-    month_rows: beam.PCollection  # (group, month, rows) per update
+    month_rows: beam.PCollection  # MonthResult per update
     counts: beam.PCollection  # pipeline_run_streams rows as they fire
     dead_letters: beam.PCollection  # dead_letters rows
 
@@ -138,7 +161,7 @@ def _global(label: str, pcoll):
 def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutputs:
     """The graph from deliveries (Message / LandedFile) to warehouse upserts."""
     decoded = deliveries | "Decode" >> beam.ParDo(
-        DecodeDeliveries(settings.quarantine_dir)).with_output_types(
+        DecodeDeliveries(settings.quarantine_dir, settings.allowed_lateness_days)).with_output_types(
         tuple[str, typing.Any]).with_outputs(DEAD_LETTERS, TALLIES, main="records")
     timely = decoded.records | "DropTooLate" >> DropTooLate(settings.allowed_lateness_days)
     linked = timely.records | "LinkVersions" >> LinkVersions(settings)
@@ -162,10 +185,12 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
     writes = (
         _global("DayRowsGlobal", days.rows),
         _global("ListRowsGlobal", list_days.rows),
-        month_rows | "MonthRows" >> beam.MapTuple(lambda _g, _m, rows: ("indicator_values", rows)),
+        month_rows | "MonthRows" >> beam.FlatMap(
+            lambda m: [Write("indicator_values", m.values), Write("quality_rule_results", m.rules),
+                       *([m.breakdown] if m.breakdown else [])]),
         _global("CountsGlobal", counts) | "CountRows" >> beam.Map(
-            lambda row: ("pipeline_run_streams", [row])),
-        dead_letters | "DeadLetterRows" >> beam.Map(lambda d: ("dead_letters", [d])),
+            lambda row: Write("pipeline_run_streams", [row])),
+        dead_letters | "DeadLetterRows" >> beam.Map(lambda d: Write("dead_letters", [d])),
     )
     _ = (writes
          | "AllWrites" >> beam.Flatten()
@@ -244,19 +269,26 @@ def run(argv: list[str] | None = None) -> str:
     options.view_as(StandardOptions).streaming = True
     options.view_as(SetupOptions).save_main_session = False
     if bool(opts.landing) == bool(opts.subscriptions):
-        raise SystemExit("yibao stream: give exactly one of --landing DIR or --subscriptions …")
+        raise UsageError("give exactly one of --landing DIR or --subscriptions stream=projects/…")
+    if opts.drain and not opts.landing:
+        raise UsageError("--drain reads a landing directory to its end; a Pub/Sub subscription "
+                         "has none (drain the Dataflow job instead: gcloud dataflow jobs drain)")
+    if opts.timestamp_attribute and not opts.subscriptions:
+        raise UsageError("--timestamp_attribute names a Pub/Sub attribute: use it with --subscriptions")
+    privacy.require_key(allow_demo=opts.allow_demo_key)
     run_id = str(uuid.uuid4())
     settings = make_settings(opts, run_id)
     runner = resolve_stream_runner(options)
     runner_name = runner if isinstance(runner, str) else type(runner).__name__
     begin_stream(settings, runner_name, options.get_all_options(drop_default=True))
-    watch = (LandingWatch(opts.landing, opts.poll_interval, opts.max_runtime_seconds)
+    watch = (LandingWatch(opts.landing, opts.poll_interval, opts.max_runtime_seconds, drain=opts.drain)
              if opts.landing else contextlib.nullcontext())
     try:
         with watch:
             p = beam.Pipeline(runner=runner, options=options)
             source = (watch.read() if opts.landing
-                      else ReadSubscriptions(parse_subscriptions(opts.subscriptions)))
+                      else ReadSubscriptions(parse_subscriptions(opts.subscriptions),
+                                             opts.timestamp_attribute))
             build(p | "Deliveries" >> source, settings)
             result = p.run()
             if isinstance(runner, str) and not opts.max_runtime_seconds:

@@ -3,21 +3,26 @@ population and the service-matter catalogue, as CSV files in one directory.
 
 The package ships Ningxia (640000) in ``reference/ningxia``; another province
 is another directory with the same four files.  The *local province* is the
-one province of regions.csv that has cities below it.
+one province of regions.csv that has cities below it.  ``load`` checks every
+file up front (``reference.validate``) and names the file and line of the
+first defect.
 """
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference import validate
+from reference.validate import ReferenceError
+
+__all__ = ["DEFAULT_DIR", "FILES", "SYNTHETIC", "Reference", "ReferenceError", "Region", "load",
+           "synthetic"]
+
 DEFAULT_DIR = Path(__file__).resolve().parent / "ningxia"
 FILES = ("regions.csv", "institutions.csv", "population.csv", "matters.csv")
-
-
-class ReferenceError(ValueError):
-    """Reference data that cannot be used: the run stops before reading streams."""
+# Beside the files of a generated data set: its population.csv is made up (datagen/population.py).
+SYNTHETIC = "SYNTHETIC"
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Region:
 
 @dataclass(frozen=True)
 class Reference:
-    directory: Path
+    directory: Path | str  # a str for gs:// and other remote directories
     regions: dict[str, Region]
     institutions: list[dict]
     population: list[dict]
@@ -115,55 +120,25 @@ class Reference:
         return {k: v[1] for k, v in sorted(best.items())}
 
 
-def _read_csv(path: Path) -> list[dict]:
-    if not path.exists():
-        raise ReferenceError(f"reference file missing: {path}")
-    with path.open(encoding="utf-8", newline="") as fh:
-        return [{k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _check_matters(path: Path, rows: list[dict]) -> list[dict]:
-    seen: set[tuple[str, str]] = set()
-    for i, m in enumerate(rows, start=2):  # line 1 is the header
-        key = (m["matter_code"], m.get("region_code") or "")
-        if key in seen:
-            raise ReferenceError(f"{path}:{i}: matter_code {key[0]} repeated for region_code {key[1]!r}")
-        seen.add(key)
-        try:
-            m["statutory_working_days"] = int(m["statutory_working_days"])
-            m["promised_working_days"] = int(m["promised_working_days"])
-        except (KeyError, ValueError) as exc:
-            raise ReferenceError(f"{path}:{i}: working days must be whole numbers: {m}") from exc
-        if m["promised_working_days"] > m["statutory_working_days"]:
-            raise ReferenceError(
-                f"{path}:{i}: matter {m['matter_code']} (region {m.get('region_code') or 'all'}) promises "
-                f"{m['promised_working_days']} working days, more than its statutory {m['statutory_working_days']}"
-            )
-        flag = str(m.get("online_capable", "")).lower()
-        if flag not in ("true", "false"):
-            raise ReferenceError(f"{path}:{i}: online_capable must be true or false, got {flag!r}")
-        m["online_capable"] = flag == "true"
-        m["region_code"] = m.get("region_code") or None
-    return rows
-
-
 @functools.cache
 def load(directory: str | Path | None = None) -> Reference:
-    d = Path(directory) if directory else DEFAULT_DIR
-    regions = {
-        r["code"]: Region(r["code"], r["name"], r["level"], r.get("parent_code") or "", r.get("pooling_code") or "")
-        for r in _read_csv(d / "regions.csv")
-    }
-    population = _read_csv(d / "population.csv")
-    for p in population:
-        p["year"] = int(p["year"])
-        p["registered_population"] = int(p["registered_population"])
-    ref = Reference(
-        directory=d,
-        regions=regions,
-        institutions=_read_csv(d / "institutions.csv"),
-        population=population,
-        matters=_check_matters(d / "matters.csv", _read_csv(d / "matters.csv")),
+    """Reads and checks the four files (``validate``): any defect raises
+    :class:`ReferenceError` naming the file and line, before any stream is read."""
+    d = str(directory) if directory else str(DEFAULT_DIR)
+    tables = {name: validate.read(d, name) for name in FILES}
+    rows, province = validate.regions(tables["regions.csv"])
+    return Reference(
+        directory=d if "://" in d else Path(d),
+        regions={code: Region(code, r["name"], r["level"], r["parent_code"], r["pooling_code"])
+                 for code, r in rows.items()},
+        institutions=validate.institutions(tables["institutions.csv"], rows, province),
+        population=validate.population(tables["population.csv"], rows, province),
+        matters=validate.matters(tables["matters.csv"], rows, province),
     )
-    ref.province  # noqa: B018 - validates the hierarchy early
-    return ref
+
+
+def synthetic(directory: str | Path) -> bool:
+    """Whether the reference directory is marked as made up (a generated data set's)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(FileSystems.join(str(directory), SYNTHETIC))

@@ -1,6 +1,7 @@
 """The report's charts, for notebooks too.
 
-Each function takes a DuckDB connection or a warehouse URI / path and
+Each function takes a warehouse URI (``duckdb:///…`` or
+``bigquery://PROJECT/DATASET``), a DuckDB path or connection, and
 returns ``report.svg.Figure`` objects, which Jupyter displays inline::
 
     from report import charts
@@ -71,11 +72,12 @@ def trend_chart(source, indicator: str, region: str, year: int | None = None) ->
     """An indicator's months of one year (default: the latest year held) for a region."""
     with data.reading(source) as con:
         if year is None:
-            year = con.execute(
-                "SELECT max(year(period_end)) FROM indicator_values WHERE pipeline = ?"
+            year = data.rows(
+                con,
+                "SELECT max(year(period_end)) AS y FROM indicator_values WHERE pipeline = ?"
                 " AND region_code = ?",
                 [data.NIGHTLY, region],
-            ).fetchone()[0]
+            )[0]["y"]
         rows = data.trend(con, region, year or 0, indicator)
     return trend_figures(rows, region, [indicator])[indicator]
 
@@ -91,20 +93,30 @@ def peers_figures(
     got = {(r["indicator_code"], r["region_code"]): r for r in rows}
     figures = {}
     for code in codes:
-        cells = [got.get((code, p.code)) or {} for p in peers]
+        # Best first (highest, or lowest for a <= target such as C01); no value last.
+        best_low = BY_CODE[code].direction == "<=" if code in BY_CODE else False
+        ordered = sorted(peers, key=lambda p, code=code: _sort_key(got.get((code, p.code)), best_low))
+        cells = [got.get((code, p.code)) or {} for p in ordered]
         targets = {c.get("target") for c in cells if c.get("target") is not None}
         title, subtitle = _title(code)
         figures[code] = bar_chart(
             title,
             subtitle,
-            [p.name for p in peers],
+            [p.name for p in ordered],
             [c.get("value") for c in cells],
             target=targets.pop() if len(targets) == 1 else None,
             statuses=[_status(c.get("meets_target")) for c in cells],
-            highlight=next((i for i, p in enumerate(peers) if p.code == highlight), None),
+            highlight=next((i for i, p in enumerate(ordered) if p.code == highlight), None),
             attrs={"data-chart": "peers", "data-indicator": code, "data-period-type": period_type},
         )
     return figures
+
+
+def _sort_key(row: dict | None, best_low: bool) -> tuple:
+    value = (row or {}).get("value")
+    if value is None:
+        return (1, 0.0)
+    return (0, value if best_low else -value)
 
 
 def peers_chart(

@@ -1,5 +1,9 @@
 """Read-only queries behind the report and the notebook charts.
 
+The SQL is written once, in DuckDB's dialect, and read through
+warehouse/reader.py, so the same functions read a DuckDB file or a BigQuery
+dataset (``bigquery://PROJECT/DATASET``) and return the same values.
+
 Everything reads the latest nightly values (``pipeline = 'nightly'``):
 indicator_values keeps one row per key and pipeline, the one the latest
 publish wrote, so "latest" needs no ranking; stream rows are left out so a
@@ -15,39 +19,43 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import duckdb
-
 from warehouse import duckdb_path  # noqa: F401 - re-exported for report.cli
-from warehouse.duckdb_store import connect
+from warehouse.reader import Reader, open_reader
 
 NIGHTLY = "nightly"
 DEFAULT_WAREHOUSE = "duckdb:///var/warehouse.duckdb"
 VALUE_COLUMNS = (
     "indicator_code, region_code, region_level, period_type, period_start, period_end,"
     " numerator, denominator, value, target, direction, meets_target, components,"
-    " as_of, run_id, computed_at"
+    " as_of, run_id, computed_at, provisional"
 )
 
 
-
-
 @contextmanager
-def reading(source) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection from a connection (left open) or a URI / path (opened read-only, closed)."""
-    if isinstance(source, duckdb.DuckDBPyConnection):
-        yield source
-        return
-    con = connect(duckdb_path(str(source)), read_only=True)
+def reading(source) -> Iterator[Reader]:
+    """A Reader (warehouse/reader.py) on ``source``: a Reader, DuckDB
+    connection or warehouse object (borrowed, left open) or a URI / path —
+    ``duckdb:///…`` or ``bigquery://PROJECT/DATASET`` — opened read-only and
+    closed afterwards."""
+    reader = open_reader(source)
     try:
-        yield con
+        yield reader
     finally:
-        con.close()
+        reader.close()
 
 
 def rows(con, sql: str, params=()) -> list[dict]:
-    cur = con.execute(sql, list(params))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    """``sql`` (DuckDB's dialect, ``?`` parameters) on a Reader or a DuckDB connection."""
+    reader = con if isinstance(con, Reader) else open_reader(con)
+    return reader.rows(sql, list(params))
+
+
+def columns(con, table: str) -> set[str]:
+    """A table's or view's column names; empty when it does not exist (an
+    older warehouse). Use this, not information_schema: BigQuery answers it
+    from its tables API, without a query job."""
+    reader = con if isinstance(con, Reader) else open_reader(con)
+    return reader.columns(table)
 
 
 # --- periods and regions -----------------------------------------------------
@@ -103,9 +111,9 @@ def region(con, code: str) -> Region:
     )
     if found:
         return Region(**found[0])
-    level = con.execute(
-        "SELECT any_value(region_level) FROM indicator_values WHERE region_code = ?", [code]
-    ).fetchone()[0]
+    level = rows(
+        con, "SELECT max(region_level) AS level FROM indicator_values WHERE region_code = ?", [code]
+    )[0]["level"]
     if level is None:
         raise LookupError(f"region {code} is neither in dim_region nor in indicator_values")
     return Region(code, code, level)
@@ -190,7 +198,7 @@ def rule_results(con, region_code: str, period: Period, period_type: str) -> lis
         "SELECT q.rule_id, q.stream, d.severity, d.description, q.checked, q.failed,"
         " q.pass_rate, q.run_id FROM quality_rule_results AS q"
         " LEFT JOIN dim_quality_rule AS d ON d.rule_id = q.rule_id"
-        " WHERE q.region_code = ? AND q.period_type = ?"
+        " WHERE q.pipeline = 'nightly' AND q.region_code = ? AND q.period_type = ?"
         " AND q.period_start = ? AND q.period_end = ?"
         " ORDER BY q.failed DESC, q.pass_rate NULLS LAST, q.rule_id",
         [region_code, period_type, start, end],
@@ -210,10 +218,10 @@ def failure_examples(
     return rows(
         con,
         "SELECT rule_id, stream, record_key, region_code, business_date,"
-        " CAST(details AS VARCHAR) AS details FROM ("
+        " details FROM ("
         "  SELECT *, row_number() OVER (PARTITION BY rule_id"
         "   ORDER BY business_date DESC NULLS LAST, record_key) AS n"
-        f"  FROM quality_failures WHERE {cond} AND rule_id IN ({marks})"
+        f"  FROM quality_failures WHERE pipeline = 'nightly' AND {cond} AND rule_id IN ({marks})"
         "  AND business_date BETWEEN ? AND ?)"
         " WHERE n <= ? ORDER BY rule_id, n",
         [*params, *rule_ids, start, end, per_rule],
@@ -230,7 +238,7 @@ def runs(con, run_ids: list[str]) -> list[dict]:
     return rows(
         con,
         "SELECT run_id, pipeline, runner, started_at, finished_at, status, as_of,"
-        f" CAST(options AS VARCHAR) AS options, error FROM pipeline_runs"
+        " options, error FROM pipeline_runs"
         f" WHERE run_id IN ({marks}) ORDER BY started_at DESC",
         run_ids,
     )

@@ -19,7 +19,7 @@ def pct(value, signed: bool = False) -> str:
 
 def points(margin) -> str:
     """A margin in percentage points (百分点), signed."""
-    return DASH if margin is None else f"{margin * 100:+.2f} pp"
+    return DASH if margin is None else f"{margin * 100:+.2f} 百分点"
 
 
 def amount(value) -> str:
@@ -49,4 +49,4 @@ def instant(value: dt.datetime | None) -> str:
         return DASH
     utc = value.astimezone(dt.UTC)
     local = value.astimezone(BUSINESS_TZ)
-    return f"{utc:%Y-%m-%d %H:%M:%S} UTC ({local:%Y-%m-%d %H:%M} 北京时间)"
+    return f"{utc:%Y-%m-%d %H:%M:%S} UTC（北京时间 {local:%Y-%m-%d %H:%M}）"

@@ -114,8 +114,34 @@ def _header(title: str, subtitle: str) -> list[str]:
 
 
 def _no_data(body: list[str], x: float, y: float) -> None:
+    """The 'no data' label on a white plate, so a target line never runs through it."""
     body.append(
-        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" fill="{GREY}">无数据 no data</text>'
+        f'<rect class="no-data" x="{x - 42:.1f}" y="{y - 11:.1f}" width="84" height="15"'
+        f' fill="#fff" opacity="0.9"/><text x="{x:.1f}" y="{y:.1f}" text-anchor="middle"'
+        f' fill="{GREY}">无数据 no data</text>'
+    )
+
+
+def rate_axis(values: Sequence[float]) -> tuple[list[float], bool]:
+    """Ticks of a rate axis and whether it is broken (does not start at zero).
+
+    A rate axis starts at zero so that 99.0 % against 99.8 % does not look like
+    a collapse; only when every value sits in the top third of the range from
+    zero (e.g. I07 at 99 %) is the axis zoomed, and then it is drawn broken (≈)
+    so nobody reads the bottom of the chart as zero."""
+    lo, hi = min(values, default=0), max(values, default=1)
+    if lo < 0 or hi <= 0 or lo < hi * 2 / 3:
+        return nice_ticks(min(lo, 0), max(hi, 0)), False
+    ticks = nice_ticks(lo, hi)
+    return ticks, ticks[0] > 0
+
+
+def _axis_break(body: list[str], x: float, y: float) -> None:
+    """A zig-zag on the y axis just above its foot, and the words saying so."""
+    body.append(
+        f'<path class="axis-break" d="M{x - 5:.1f},{y - 3:.1f}l3,-3l4,6l3,-3" stroke="{GREY}"'
+        f' fill="#fff" stroke-width="1"/><text class="axis-break-label" x="{x + 6:.1f}"'
+        f' y="{y - 2:.1f}" font-size="8.5" fill="{GREY}">≈ 纵轴未从 0 开始</text>'
     )
 
 
@@ -148,7 +174,7 @@ def line_chart(
     def x(i: int) -> float:
         return left + band * (i + 0.5)
 
-    ticks = nice_ticks(min(points + targets, default=0), max(points + targets, default=1))
+    ticks, broken = rate_axis(points + targets)
     lo, hi = ticks[0], ticks[-1]
 
     def y(v: float) -> float:
@@ -205,9 +231,13 @@ def line_chart(
                 f' fill="{fill}" stroke="{s.colour}" stroke-width="1.2"'
                 f' data-value="{fmt.raw(v)}"><title>{escape(tip)}</title></circle>'
             )
-    if not points:
-        _no_data(body, left + pw / 2, top + ph / 2)
-    attrs = {**(attrs or {}), "data-count": str(count)}
+    if broken:
+        _axis_break(body, left, top + ph)
+    if not points:  # above the middle, where a lone target line is drawn
+        _no_data(body, left + pw / 2, top + ph / 4)
+    attrs = {**(attrs or {}), "data-count": str(count), "data-axis-from": fmt.raw(float(lo))}
+    if broken:
+        attrs["data-axis-broken"] = "true"
     return Figure(_svg(WIDTH, height, body, attrs, title), count, title)
 
 

@@ -248,6 +248,7 @@ def _quality_rows() -> tuple[list[dict], list[dict]]:
                             "checked": checked,
                             "failed": failed,
                             "pass_rate": 1 - failed / checked if checked else None,
+                            "pipeline": "nightly",
                         }
                     )
     for (rule, county, m), (_, failed) in per_month.items():
@@ -264,6 +265,7 @@ def _quality_rows() -> tuple[list[dict], list[dict]]:
                         {"certno": "640104********123X", "value": f"<{rule}>"}, ensure_ascii=False
                     ),
                     "run_id": RUN_ID,
+                    "pipeline": "nightly",
                 }
             )
     return results, failures
@@ -408,13 +410,24 @@ class Browser:
             self.proc.wait()
         self.log.close()
 
+    def _devtools(self, path: str, method: str = "GET") -> bytes:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read()
+
     def visit(self, url: str, script: str, screenshots: dict[str, Path]) -> dict:
-        """Load ``url``; returns the script's value, console errors, requested URLs,
-        the fonts that drew the <h1>.
+        """Load ``url`` in a new tab; returns the script's value, console errors,
+        requested URLs, the fonts that drew the <h1>, and the URL the tab showed
+        when the DevTools domains were enabled (``enabled_on``: about:blank).
         ``screenshots``: {"full": path, "top": path} -> PNG of the page / first screen."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=10) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        return asyncio.run(_visit(page["webSocketDebuggerUrl"], url, script, screenshots))
+        # A fresh about:blank tab per visit: domains must be enabled before a
+        # file: page is there (see _visit), and Log.enable would replay the log
+        # entries of the tab's previous page.
+        tab = json.loads(self._devtools("/json/new?about:blank", method="PUT"))
+        try:
+            return asyncio.run(_visit(tab["webSocketDebuggerUrl"], url, script, screenshots))
+        finally:
+            self._devtools(f"/json/close/{tab['id']}")
 
 
 class _Cdp:
@@ -450,7 +463,13 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
 
     async with websockets.connect(ws_url, max_size=None, open_timeout=30) as ws:
         cdp = _Cdp(ws)
-        for domain in ("Page", "Runtime", "Log", "Network"):
+        # Every domain is enabled while the tab still shows about:blank. CSS.enable
+        # on a loaded page makes DevTools fetch that page again for its style
+        # sheets; for a file: page Chromium 150 blocks this fetch (file: URLs are
+        # unique origins) and logs "Unsafe attempt to load URL file:///…/x.html
+        # from frame with URL file:///…/x.html" as the page's console error.
+        enabled_on = (await cdp.call("Page.getFrameTree"))["frameTree"]["frame"]["url"]
+        for domain in ("Page", "Runtime", "Log", "Network", "DOM", "CSS"):
             await cdp.call(f"{domain}.enable")
         await cdp.call(
             "Emulation.setDeviceMetricsOverride",
@@ -467,8 +486,6 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
             )
         )["result"].get("value")
         # Which installed font really drew the Chinese title (tofu would mean none).
-        await cdp.call("DOM.enable")
-        await cdp.call("CSS.enable")
         root = (await cdp.call("DOM.getDocument"))["root"]["nodeId"]
         h1 = (await cdp.call("DOM.querySelector", nodeId=root, selector="h1"))["nodeId"]
         fonts = (await cdp.call("CSS.getPlatformFontsForNode", nodeId=h1))["fonts"] if h1 else []
@@ -503,6 +520,7 @@ async def _visit(ws_url: str, url: str, script: str, screenshots: dict[str, Path
         "errors": errors,
         "requests": requests,
         "h1_fonts": [f["familyName"] for f in fonts],
+        "enabled_on": enabled_on,
     }
 
 

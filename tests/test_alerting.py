@@ -110,7 +110,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def wh_path(tmp_path):
-    path = str(tmp_path / "wh.duckdb")
+    return make_warehouse(str(tmp_path / "wh.duckdb"))
+
+
+def make_warehouse(path: str) -> str:
+    """A DuckDB warehouse with the schema and four regions of 宁夏."""
     with DuckDBWarehouse(path) as wh:
         wh.ensure_schema([i.code for i in INDICATORS])
         regions = [("640000", "宁夏回族自治区", "province", None, None),
@@ -142,7 +146,8 @@ def rule_row(region="640104", level="county", rule="T04", checked=200, failed=10
              period=MAY, period_type="MONTH"):
     return {"rule_id": rule, "stream": "settlement", "region_code": region, "region_level": level,
             "period_type": period_type, "period_start": period[0], "period_end": period[1],
-            "checked": checked, "failed": failed, "pass_rate": 1 - failed / checked}
+            "checked": checked, "failed": failed, "pass_rate": 1 - failed / checked,
+            "pipeline": "nightly"}
 
 
 def indicator_row(code="I08", region="640104", level="county", month=5, value=0.9, target=0.99,
@@ -233,11 +238,16 @@ def test_webhook_dingtalk_and_wecom_receive_the_alert(wh_path, http_server, monk
     assert hook["unit"] == "ratio"
     assert hook["run_id"] == "r1"
     assert hook["raised_at"] == T0.isoformat()
-    assert hook["message_zh"] == ("兴庆区（640104，区县）2023-05 质量规则 T04（settlement）通过率为"
-                                  " 80.00%，低于阈值 95.00%（检查 200 条，不合格 40 条）。")
+    # Issue 15: every alert says what its rule means (Chinese name and one-line description).
+    assert hook["message_zh"] == ("兴庆区（640104，区县）2023-05 质量规则 T04 结算金额平衡（结算）通过率为"
+                                  " 80.00%，低于阈值 95.00%（检查 200 条，不合格 40 条）。"
+                                  "规则说明：基金支付 + 个人账户支付 + 账户共济支付 + 个人现金支付"
+                                  " + 医院负担 = 医疗费总额（允差 0.01 元）。")
     assert hook["message_en"] == ("兴庆区 (640104, county) 2023-05: pass rate of quality rule T04"
                                   " (settlement) is 80.00%, below the threshold 95.00%"
-                                  " (40 of 200 records failed).")
+                                  " (40 of 200 records failed). Rule T04: fund_pay_sumamt + acct_pay"
+                                  " + acct_mulaid_pay + psn_cash_pay + hosp_part_amt = medfee_sumamt"
+                                  " (± 0.01).")
     assert hook["title_zh"] == "【医保数据质量告警】质量规则通过率偏低｜兴庆区 2023-05"
     assert "FROM quality_failures" in hook["sql"]
     assert "rule_id = 'T04' AND region_code = '640104'" in hook["sql"]
@@ -406,25 +416,29 @@ def test_pass_rate_scopes_thresholds_and_min_checked(wh_path):
 def test_target_miss(wh_path):
     rows = [indicator_row("I08", "640100", "pooling", value=0.95),
             indicator_row("I08", "640000", "province", value=0.995),
-            indicator_row("I08", "640100", "pooling", month=4, value=0.5),  # not the latest month
+            indicator_row("I08", "640100", "pooling", month=3, value=0.5),  # an earlier month
             indicator_row("I08", "640104", "county", value=0.5)]  # counties not in default scope
     run = add_run(wh_path, "r1", T0, indicator_values=rows)
-    (alert,) = evaluate(wh_path, run, only("target_miss"), T0)
+    # Older months of the run fire only within recent_months, but any month may resolve.
+    (alert,) = evaluate(wh_path, run, only("target_miss", recent_months=1), T0)
     assert (alert.kind, alert.subject, alert.region_code, alert.period) == (
         "target_miss", "I08", "640100", "2023-05")
     assert alert.text_zh == ("银川市（640100，统筹区）2023-05 I08 结算信息合格率为 95.00%，"
-                             "低于目标 99.00%。")
-    assert "FROM indicator_values" in alert.sql
-    # Older months of the run fire only within recent_months, but any month may resolve.
-    fired = evaluate(wh_path, run, only("target_miss", recent_months=2), T0 + dt.timedelta(hours=1))
-    assert sorted((a.period, a.suppressed) for a in fired) == [("2023-04", False), ("2023-05", True)]
+                             "低于目标 99.00%。指标口径：records passing every settlement rule"
+                             " / records (latest-version settlement records (normal or reversal)"
+                             " with setl_time in period)。")
+    # I08 has an institution breakdown: the drill-down lists the members behind the miss.
+    assert "FROM v_indicator_shortfall" in alert.sql and "member_code" in alert.sql
+    # By default (issue 15) every month the run published is evaluated.
+    fired = evaluate(wh_path, run, only("target_miss"), T0 + dt.timedelta(hours=1))
+    assert sorted((a.period, a.suppressed) for a in fired) == [("2023-03", False), ("2023-05", True)]
     t1 = T0 + dt.timedelta(days=1)
     run2 = add_run(wh_path, "r2", t1, indicator_values=[
-        indicator_row("I08", "640100", "pooling", month=4, value=0.995, as_of=t1),
+        indicator_row("I08", "640100", "pooling", month=3, value=0.995, as_of=t1),
         indicator_row("I08", "640100", "pooling", month=5, value=0.95, as_of=t1)])
     later = evaluate(wh_path, run2, only("target_miss"), t1)
     assert sorted((a.period, a.state, a.suppressed) for a in later) == [
-        ("2023-04", "resolved", False), ("2023-05", "firing", True)]
+        ("2023-03", "resolved", False), ("2023-05", "firing", True)]
 
 
 def test_anomaly_against_the_regions_own_history(wh_path):
@@ -468,10 +482,11 @@ def test_silence_from_run_history_and_from_event_times(wh_path):
                                                      stream_row("filing", 10)])
     add_run(wh_path, "n2", T0 + day, pipeline_run_streams=[stream_row("settlement", 150),
                                                            stream_row("filing", 10)])
-    run = add_run(wh_path, "n3", T0 + 2 * day, pipeline_run_streams=[
+    run = add_run(wh_path, "n3", T0 + 3 * day, pipeline_run_streams=[
         stream_row("settlement", 150), stream_row("filing", 10)])
     spec = {"hours": 36, "by_stream": {"filing": 96}}
-    alerts = evaluate(wh_path, run, only("silence", **spec), T0 + 3 * day)
+    # Measured at n3's as_of (T0 + 3 days), whenever the evaluation runs (issue 15).
+    alerts = evaluate(wh_path, run, only("silence", **spec), T0 + 30 * day)
     # settlement last grew in n2 (48 h before); filing only in n1 (72 h < 96 h).
     assert [(a.subject, round(a.observed), a.threshold) for a in alerts] == [("settlement", 48, 36)]
     assert alerts[0].text_en.startswith("time since the last record of stream settlement is 48.0 h")

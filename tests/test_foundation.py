@@ -85,5 +85,5 @@ def test_matters_promising_more_than_statutory_stop_the_run(tmp_path):
     row["promised_working_days"] = str(int(row["statutory_working_days"]) + 1)
     text[1] = ",".join(row[h] for h in header)
     (tmp_path / "matters.csv").write_text("\n".join(text) + "\n", encoding="utf-8")
-    with pytest.raises(reference.ReferenceError, match=r"matters.csv:2: matter"):
+    with pytest.raises(reference.ReferenceError, match=r"matters.csv line 2: matter"):
         reference.load(tmp_path)

@@ -297,7 +297,7 @@ def test_layout(generated, truth):
     for stream in STREAMS:
         assert len(list((generated / stream).glob("*.avro"))) >= 24, stream
     assert sorted(p.name for p in (generated / "reference").iterdir()) == [
-        "institutions.csv", "matters.csv", "population.csv", "regions.csv"]
+        "SYNTHETIC", "institutions.csv", "matters.csv", "population.csv", "regions.csv"]
     assert (generated / "as_of.txt").read_text().strip() == "2023-12-31T23:59:59.999+08:00"
     assert truth["as_of"] == "2023-12-31T23:59:59.999+08:00"
     for key in ("streams", "files", "rules", "duplicates", "conflicting_duplicates",
@@ -458,6 +458,30 @@ def test_late_and_after_as_of(generated, decoded, truth):
     for stream, info in truth["after_as_of"].items():
         after = {r["event_id"] for r in accepted(decoded[stream]) if r["event_time"] > as_of}
         assert after == set(info["event_ids"]) and info["count"] >= 1, stream
+
+
+def test_population_is_the_generated_residents(generated, decoded):
+    """Issue 15: "I09 (参保率) is 0.07–0.8 % in red because the synthetic persons
+    are a sliver of the real registered population."  The generated reference's
+    population is its own residents, marked SYNTHETIC, so the share of them
+    enrolled (310/390, active, at as_of) is a realistic coverage."""
+    def rows(path: Path) -> list[dict]:
+        with path.open(encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    pop = rows(generated / "reference" / "population.csv")
+    real = rows(ROOT / "reference" / "ningxia" / "population.csv")
+    assert [(r["county_code"], r["year"]) for r in pop] == [
+        (r["county_code"], r["year"]) for r in real]
+    total: dict[int, int] = {}
+    for r in pop:
+        total[int(r["year"])] = total.get(int(r["year"]), 0) + int(r["registered_population"])
+    assert total[2021] <= total[2022] <= total[2023] == total[2026] == int(PERSONS)
+    assert "population.csv is synthetic" in (generated / "reference" / "SYNTHETIC").read_text()
+    snapshot = latest("enrolment", accepted(decoded["enrolment"]), as_of_of(generated))
+    enrolled = {r["certno"] for r in snapshot.values() if r["psn_insu_stas"] == "1"
+                and r["insutype"] in ("310", "390") and r["insu_admdvs"][:2] == "64"}
+    assert 0.85 < len(enrolled) / total[2023] < 1
 
 
 def test_realistic_shapes(decoded):

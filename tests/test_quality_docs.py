@@ -7,6 +7,9 @@ character), E02 ×1 (a digit in the name; an older bad version and a bad
 version after as_of do not count), E09 ×2 (one certno enrolled in 310 and
 390); settlement: 30 records all failing T01, validated on a sample of 20;
 filing F04 ×1 (rating 7); contribution passes; no settlement lists.
+
+Issue 19's pages per region and month are also checked against a
+warehouse that ``yibao nightly`` built from a small generated data set.
 """
 from __future__ import annotations
 
@@ -19,12 +22,18 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import reference
-from expectations import docs
+from expectations import docs, docs_pages
+from pipelines import nightly
+from pipelines.cli import main
 from tests import conftest_report
 from tests.builders import (
     case,
@@ -117,6 +126,7 @@ def test_cli_says_what_was_validated(site):
     assert "filing: all 5 latest versions: 1 of 6 expectations failed" in out
     assert "settlement_list: no records" in out
     assert "Results of a sampled stream are those of its sample" in out
+    assert "Pages per region and month: 2023-01..2023-06" in out
     assert f"Data Docs: {(site['out'] / 'index.html').as_uri()}" in out
     assert sorted(site["pages"]) == ["contribution", "enrolment", "filing", "settlement"]
 
@@ -182,7 +192,8 @@ def test_pages_open_offline_with_the_rules_and_failure_counts(site, landing, bro
     filing = _visit(browser, site["pages"]["filing"], {})
     assert "1 unexpected values found" in _rule_rows(filing, "F04")[0]
 
-    index = _visit(browser, site["out"] / "index.html", {"top": tmp_path / "quality-docs-index.png"})
+    index = _visit(browser, site["out"] / docs_pages.GE_INDEX,
+                   {"top": tmp_path / "quality-docs-index.png"})
     listed = " ".join(index["rows"])
     for stream in site["pages"]:
         assert f"latest-{stream}" in listed
@@ -276,3 +287,212 @@ def test_vendored_scripts_are_the_bytes_the_cdn_served():
             assert "sha384-" + base64.b64encode(digest).decode() == sri, url
             checked += 1
     assert checked == 2  # popper.js and bootstrap.js
+
+
+# --- issue 19: our pages per region and month ------------------------------------------
+
+MONTHS = "2023-01..2023-03"
+
+
+class _Numbers(HTMLParser):
+    """Every figure of a page: the attributes of its elements with data-raw."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[dict] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "data-raw" in a:
+            self.found.append(a)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def _parse(page: Path) -> _Numbers:
+    parser = _Numbers()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def _figures(out: Path) -> dict:
+    """(stream, rule or '', region, YYYY-MM, period_type, field) -> data-raw, over every page."""
+    got = {}
+    for page in (out / "regions").rglob("*.html"):
+        for a in _parse(page).found:
+            key = (a["data-stream"], a.get("data-rule", ""), a["data-region"], a["data-period"],
+                   a["data-period-type"], a["data-field"])
+            assert key not in got, key
+            got[key] = a["data-raw"]
+    return got
+
+
+@pytest.fixture(scope="module")
+def nightly_site(tmp_path_factory) -> dict:
+    """A generated data set, its nightly warehouse, and the Data Docs of the same
+    input (as_of and months taken from the warehouse's run)."""
+    base = tmp_path_factory.mktemp("issue19")
+    data, wh, out = base / "gen", base / "w.duckdb", base / "site"
+    subprocess.run([sys.executable, "-m", "datagen", "--out", str(data), "--seed", "3",
+                    "--persons", "300", "--months", MONTHS], check=True, capture_output=True)
+    nightly.run(["--input", str(data), "--warehouse", f"duckdb:///{wh}", "--as-of",
+                 (data / "as_of.txt").read_text().strip(), "--months", MONTHS, "--no_alerts"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert docs.quality_docs_main(["--input", str(data), "--warehouse", f"duckdb:///{wh}",
+                                       "--out", str(out), "--sample", "100"]) == 0
+    return {"data": data, "wh": wh, "out": out, "figures": _figures(out)}
+
+
+def _raw(value) -> str:
+    return "" if value is None else str(value)
+
+
+def test_rule_figures_per_region_and_month_equal_the_warehouse(nightly_site):
+    """Data Docs were "province-wide only": every rule's checked, failed and pass
+    rate on every region and month page is the warehouse's quality_rule_results
+    row of the nightly run on the same input (MONTH and YTD)."""
+    got = nightly_site["figures"]
+    con = duckdb.connect(str(nightly_site["wh"]), read_only=True)
+    rows = con.sql("SELECT stream, rule_id, region_code, strftime(period_end, '%Y-%m'),"
+                   " period_type, checked, failed, pass_rate FROM quality_rule_results").fetchall()
+    levels = dict(con.sql("SELECT DISTINCT region_code, region_level FROM quality_rule_results")
+                  .fetchall())
+    con.close()
+    assert len(rows) > 1000 and set(levels.values()) == {"province", "pooling", "county"}
+    failing = 0
+    for stream, rule, region, month, t, checked, failed, rate in rows:
+        key = (stream, rule, region, month, t)
+        assert got[(*key, "checked")] == str(checked), key
+        assert got[(*key, "failed")] == str(failed), key
+        assert got[(*key, "pass_rate")] == _raw(rate), key
+        failing += failed > 0
+    assert failing > 50  # the generated data's defects show up
+    assert len([k for k in got if k[1]]) == 3 * len(rows)  # nothing on the pages the warehouse lacks
+    pages = {p.relative_to(nightly_site["out"]).as_posix()
+             for p in (nightly_site["out"] / "regions").rglob("*.html")}
+    assert pages == {docs_pages.page_path(r, m) for r in levels for m in ("2023-01", "2023-02", "2023-03")}
+
+
+def test_record_pass_rate_is_the_headline_and_equals_the_warehouse(nightly_site):
+    """The headline was GE's "Success Percent ≈ 7.7 %" (expectations) while 99.5 % of
+    records passed: it is now the record pass rate = records passing every rule ÷
+    records checked — enrolment and settlement exactly I07 and I08; the other
+    streams' failing records are those quality_failures names."""
+    got = nightly_site["figures"]
+    con = duckdb.connect(str(nightly_site["wh"]), read_only=True)
+
+    def check(stream, region, month, t, checked, passed):
+        key = (stream, "", region, month, t)
+        assert got[(*key, "checked")] == str(checked), key
+        assert got[(*key, "passed")] == str(passed), key
+        assert got[(*key, "record_pass_rate")] == (_raw(passed / checked) if checked else ""), key
+
+    n = 0
+    for stream, code in docs_pages.RECORD_INDICATORS.items():
+        for region, month, t, num, den in con.sql(
+                "SELECT region_code, strftime(period_end, '%Y-%m'), period_type, numerator,"
+                f" denominator FROM indicator_values WHERE indicator_code = '{code}'").fetchall():
+            check(stream, region, month, t, int(den), int(num))
+            n += 1
+    # The other streams, month by month on the county and province pages: checked is
+    # every rule's checked; failing records are the distinct keys in quality_failures.
+    for stream in docs_pages.RECORD_RELATIONS:
+        for region, _level, month, checked, failed in con.sql(f"""
+                WITH r AS (SELECT DISTINCT region_code, region_level, period_start, checked
+                           FROM quality_rule_results
+                           WHERE stream = '{stream}' AND period_type = 'MONTH'
+                             AND region_level IN ('county', 'province'))
+                SELECT r.region_code, r.region_level, strftime(r.period_start, '%Y-%m'), r.checked,
+                       (SELECT count(DISTINCT f.record_key) FROM quality_failures f
+                        WHERE f.stream = '{stream}'
+                          AND date_trunc('month', f.business_date) = r.period_start
+                          AND (f.region_code = r.region_code OR (r.region_level = 'province'
+                               AND f.region_code LIKE '64%')))
+                FROM r""").fetchall():
+            check(stream, region, month, "MONTH", checked, checked - failed)
+            n += 1
+    con.close()
+    assert n > 400
+    # the generated filing data fails rules: the record rate is below 100 % somewhere
+    assert any(v not in ("", "1.0") for k, v in got.items()
+               if k[0] == "filing" and k[5] == "record_pass_rate")
+
+
+def test_headline_is_records_not_success_percent_and_in_chinese(site):
+    """Issue 19: "English only, province-wide only, headline 'Success Percent ≈ 7.7 %'
+    on the enrolment page while 99.5 % of records pass". On the hand-made input GE
+    counts 10 of 13 expectations passed (76.9 %); 6 of 10 enrolment records pass
+    every rule (E01, E02 and the E09 pair fail), and that is the headline."""
+    page = site["out"] / docs_pages.page_path("640000", "2023-06")
+    figures = {(a["data-stream"], a.get("data-rule", ""), a["data-period-type"], a["data-field"]):
+               a["data-raw"] for a in _parse(page).found}
+    assert figures[("enrolment", "", "MONTH", "record_pass_rate")] == "0.6"
+    assert figures[("enrolment", "", "MONTH", "passed")] == "6"
+    assert figures[("enrolment", "", "MONTH", "checked")] == "10"
+    assert figures[("enrolment", "E01", "MONTH", "failed")] == "1"
+    assert figures[("enrolment", "E09", "MONTH", "failed")] == "2"
+    assert figures[("filing", "F04", "MONTH", "failed")] == "0"  # submitted in May
+    assert figures[("filing", "F04", "YTD", "failed")] == "1"
+    text = page.read_text(encoding="utf-8")
+    for zh in ("宁夏回族自治区 2023年6月 数据质量", "本月记录合格率", "参保登记", "结算清单",
+               "身份证号码校验", "证件类型为居民身份证", "提示（不剔除）", "阻断（剔除记录）"):
+        assert zh in text, zh
+    index = {(a["data-stream"], a["data-region"]): a["data-raw"]
+             for a in _parse(site["out"] / "index.html").found}
+    assert index[("enrolment", "640000")] == index[("enrolment", "640104")] == "0.6"
+    assert index[("contribution", "640104")] == ""  # none collected in June: no rate, not 100 %
+    county = site["out"] / docs_pages.page_path("640104", "2023-06")  # the builders' county
+    assert _parse(county).found and "640104" in county.read_text(encoding="utf-8")
+
+
+OURS = """(async () => {
+  await document.fonts.ready;
+  return {h1: document.querySelector('h1').innerText,
+          figures: document.querySelectorAll('[data-raw]').length,
+          links: [...document.querySelectorAll('a')].map(a => a.href)};
+})()"""
+
+
+def test_region_pages_and_index_open_offline_with_an_empty_console(site, browser, tmp_path):
+    shots = {"full": tmp_path / "quality-docs-640000-2023-06.png"}
+    for page in (site["out"] / docs_pages.page_path("640000", "2023-06"), site["out"] / "index.html"):
+        seen = browser.visit(page.as_uri(), OURS, shots if "regions" in str(page) else {})
+        assert seen["errors"] == [], seen["errors"]
+        assert seen["requests"] and all(u.startswith(("file:", "data:")) for u in seen["requests"])
+        value = seen["value"]
+        assert "数据质量" in value["h1"] and value["figures"] > 20
+        for link in value["links"]:  # every link leads to a page of the site
+            assert link.startswith("file:") and Path(link[7:].split("#")[0]).is_file(), link
+    assert shots["full"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if keep := os.environ.get("YIBAO_REPORT_ARTIFACTS"):
+        shutil.copy(shots["full"], keep)
+    log = (browser.profile.parent / "chromium.log").read_text(errors="replace")
+    assert "net::ERR" not in log and ":CONSOLE" not in log
+
+
+def test_report_quality_section_links_to_its_region_month_page(nightly_site, tmp_path, capsys):
+    """The Data Docs were "not linked from the report": `yibao report --data-docs DIR`
+    links the quality section to the page of the report's region and month."""
+    out = tmp_path / "reports" / "r.html"
+    code = main(["report", "--warehouse", f"duckdb:///{nightly_site['wh']}", "--region", "640100",
+                 "--period", "2023-02", "--out", str(out), "--data-docs", str(nightly_site["out"])])
+    assert code == 0, capsys.readouterr().err
+    html = out.read_text(encoding="utf-8")
+    href = re.search(r'id="data-docs"><a href="([^"]+)"', html).group(1)
+    assert not href.startswith(("/", "file:"))  # relative: report and docs move together
+    assert (out.parent / href).resolve() == (nightly_site["out"] / "regions/640100/2023-02.html").resolve()
+    capsys.readouterr()
+    code = main(["report", "--warehouse", f"duckdb:///{nightly_site['wh']}", "--region", "640100",
+                 "--period", "2023-05", "--out", str(out), "--data-docs", str(nightly_site["out"])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "regions/640100/2023-05.html" in err, err
+
+
+def test_without_the_pseudonym_key_it_stops_in_one_line(landing, tmp_path, monkeypatch, capsys):
+    """The per-region figures run the nightly computation, which pseudonymises psn_no."""
+    monkeypatch.delenv("YIBAO_PSEUDONYM_KEY")
+    code = main(["quality-docs", "--input", str(landing["root"]), "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "YIBAO_PSEUDONYM_KEY is not set" in err, err
+    assert not (tmp_path / "s").exists()

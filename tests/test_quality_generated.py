@@ -17,7 +17,7 @@ import pytest
 from pipelines import nightly
 from warehouse.duckdb_store import connect
 
-KEY = "test-pseudonym-key"
+KEY = "test-pseudonym-key-of-at-least-32-bytes"  # not the suite's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

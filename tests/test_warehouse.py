@@ -38,6 +38,8 @@ DUCKDB_TO_BIGQUERY = {
 def rows(name, records):
     """Arrow table of ``records``; run_id / computed_at left for publish to fill."""
     schema = tables.arrow_schema(name)
+    if "pipeline" in schema.names:  # the nightly's rows unless a test says otherwise
+        records = [{"pipeline": "nightly", **r} for r in records]
     keep = [f for f in schema if f.name in records[0]]
     return pa.Table.from_pylist(records, schema=pa.schema(keep))
 
@@ -224,13 +226,14 @@ def test_every_warehouse_md_table_is_defined_with_its_key():
     assert set(tables.TABLES) == {
         "indicator_values", "quality_rule_results", "quality_failures", "dead_letters",
         "pipeline_runs", "pipeline_run_streams", "dq_alerts",
-        "dim_indicator", "dim_region", "dim_quality_rule",
+        "dim_indicator", "dim_region", "dim_quality_rule", "manual_evidence",
+        "indicator_breakdown", "dim_institution", "dim_matter",
     }
     assert tables.table("indicator_values").key == (
         "indicator_code", "region_code", "period_type", "period_start", "period_end", "pipeline"
     )
     assert tables.table("quality_rule_results").key == (
-        "rule_id", "stream", "region_code", "period_type", "period_start", "period_end"
+        "rule_id", "stream", "region_code", "period_type", "period_start", "period_end", "pipeline"
     )
 
 
@@ -317,8 +320,8 @@ def test_tampered_rows_are_restored_by_a_republish(wh):
     wh.con.execute("UPDATE indicator_values SET numerator = 1, value = 0.01, meets_target = false"
                    " WHERE indicator_code = 'I08' AND period_type = 'MONTH' AND region_code = '640000'")
     wh.con.execute("DELETE FROM quality_failures WHERE record_key = 'S2'")
-    wh.con.execute("INSERT INTO quality_failures VALUES"
-                   " ('settlement', 'STRAY', 'T04', NULL, DATE '2023-06-01', NULL, 'r0')")
+    wh.con.execute("INSERT INTO quality_failures (stream, record_key, rule_id, business_date, run_id,"
+                   " pipeline) VALUES ('settlement', 'STRAY', 'T04', DATE '2023-06-01', 'r0', 'nightly')")
     wh.con.execute("UPDATE dim_region SET name = 'x'")
     wh.con.execute("DELETE FROM dead_letters")
     assert snapshot(wh) != clean
@@ -549,3 +552,26 @@ def test_open_warehouse_uris(tmp_path, monkeypatch):
     monkeypatch.setenv("YIBAO_BIGQUERY_ENDPOINT", "http://127.0.0.1:9")
     with open_warehouse("bigquery://proj/ds") as w:
         assert type(w).__name__ == "BigQueryWarehouse" and w.ref == "proj.ds"
+
+
+def test_an_older_warehouse_gains_new_nullable_columns(tmp_path):
+    """Upgrading must not end in `Binder Error: Table "pipeline_runs" does not
+    have a column with name "calendar_sources"`: columns a newer tables.py
+    appends (nullable) are added, history kept; other drift still fails."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        wh.ensure_schema()
+        wh.begin_run("r-old", "nightly", "FnApiRunner", AS_OF, AS_OF, {})
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE pipeline_runs DROP COLUMN calendar_sources")
+    con.close()
+    with DuckDBWarehouse(path) as wh:
+        wh.ensure_schema()
+    con = duckdb.connect(str(path))
+    assert con.sql("SELECT run_id, calendar_sources FROM pipeline_runs").fetchall() == [("r-old", None)]
+    con.execute("ALTER TABLE pipeline_runs DROP COLUMN error")  # not a trailing addition: refused
+    con.close()
+    with DuckDBWarehouse(path) as wh, pytest.raises(RuntimeError, match="differs from warehouse/tables.py"):
+        wh.ensure_schema()

@@ -6,18 +6,23 @@ Python object per record); Python only sees small aggregates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
 import expectations
 import schemas
-from transforms import prepare, quality
+from transforms import members, prepare, quality
+from transforms.breakdown import breakdown_table
 from transforms.context import RunContext, month_end
 from transforms.indicators import components as comp
 from transforms.rollup import indicator_rows, rule_rows
 from transforms.timeutil import business_date_sql
+
+#: The business time of each stream's records (DECISIONS.md "business_date").
+BUSINESS_TIME = {"enrolment": "event_time", "contribution": "clct_time", "settlement": "setl_time",
+                 "settlement_list": "upload_time", "filing": "submitted_time"}
 
 
 @dataclass
@@ -25,6 +30,25 @@ class RunResult:
     indicator_values: list[dict]
     quality_rule_results: list[dict]
     quality_failures: list[dict]
+    #: stream -> {"YYYY-MM": accepted records} for the run's months (the summary
+    #: names months without data)
+    records_by_month: dict = field(default_factory=dict)
+    #: indicator_values split by institution / matter (transforms.breakdown; Arrow: ~0.5 M rows
+    #: at 1 M settlements never become Python objects)
+    indicator_breakdown: pa.Table | None = None
+    #: dimension -> codes seen in the accepted records (transforms.members.seen_codes)
+    members_seen: dict = field(default_factory=dict)
+
+
+def records_by_month(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> dict[str, dict[str, int]]:
+    first, last = ctx.months[0], month_end(ctx.months[-1])
+    out = {}
+    for stream, column in BUSINESS_TIME.items():
+        day = business_date_sql(column)
+        rows = con.execute(f"SELECT strftime({day}, '%Y-%m'), count(*) FROM {stream}_accepted "
+                           f"WHERE {day} BETWEEN ? AND ? GROUP BY 1", [first, last]).fetchall()
+        out[stream] = dict(sorted(rows))
+    return out
 
 
 def connect(path: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -54,11 +78,13 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
     rule_parts: list[comp.Component] = []
     failures: list[dict] = []
     prepare.register_regions(con, ctx)
+    comp.reset_member_parts(con)
 
     prepare.prepare_settlements(con, ctx)
     components += comp.settlement_components(con, ctx)
     rule_parts += quality.rule_components(con, "settlement", "setl", "_i08_region", "month")
-    failures += quality.failure_rows(con, "settlement", "setl", "[setl_id]", "_i08_region", "_setl_date")
+    failures += quality.failure_rows(con, "settlement", "setl", "[setl_id]", "_i08_region", "_setl_date",
+                                     fixmedins="fixmedins_code")
 
     prepare.prepare_contributions(con, ctx)
     components += comp.contribution_components(con, ctx)
@@ -68,13 +94,14 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
     prepare.prepare_lists(con, ctx)
     rule_parts += quality.rule_components(con, "settlement_list", "lists", "_region", "month")
     failures += quality.failure_rows(con, "settlement_list", "lists", "[event_id]", "_region",
-                                     "_upload_date")
+                                     "_upload_date", fixmedins="fixmedins_code")
 
     n_values = comp.case_n_values(ctx)
     prepare.prepare_cases(con, ctx, list(n_values.values()))
     components += comp.case_components(con, ctx)
     rule_parts += quality.rule_components(con, "filing", "cases", "insu_admdvs", "_submitted_month")
-    failures += quality.failure_rows(con, "filing", "cases", "[case_id]", "insu_admdvs", "_submitted_date")
+    failures += quality.failure_rows(con, "filing", "cases", "[case_id]", "insu_admdvs", "_submitted_date",
+                                     matter="matter_code")
 
     blocking = prepare.rule_ids("enrolment", "blocking")
     every = prepare.rule_ids("enrolment")
@@ -90,8 +117,12 @@ def compute_run(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> RunResult:
                                      business_date_sql("event_time"))
 
     rules = [r for s in schemas.STREAM_NAMES for r in expectations.rules(s)]
+    by_month = records_by_month(con, ctx)
     return RunResult(
+        records_by_month=by_month,
         indicator_values=indicator_rows(components, ctx),
+        indicator_breakdown=breakdown_table(con, ctx),
+        members_seen=members.seen_codes(con),
         quality_rule_results=rule_rows(rule_parts, ctx, rules),
         quality_failures=failures,
     )

@@ -11,27 +11,47 @@ becomes a dead letter (DATA_CONTRACT.md "Delivery semantics"):
   the whole file); none of its records is read.  Resolvability is decided
   from the header alone (``check_resolvable``), so a file without records
   is judged too.
-* Otherwise blocks are read in order.  A block is intact when its count and
-  size parse, its data is all there, its sync marker matches the header's
-  and *every* record in it decodes to a valid contract value.  The records
-  of the intact blocks before the first damaged one are emitted; the
-  damaged block and everything after it is one dead letter (source =
-  ``path#block=N``, N 0-based; payload = the raw bytes from that block's
-  start to EOF).  A single undecodable record (decimal beyond
-  decimal(16,2), invalid UTF-8, data shorter than the block's count, …)
-  therefore damages its whole block: compressed block bytes cannot be split
-  into good and bad records, and the contract reads only complete blocks.
-  A file cut exactly at a block boundary looks complete (Avro has no
+* Otherwise blocks are read in order.  A block's *framing* is intact when
+  its count and size parse, its data is all there and its sync marker
+  matches the header's; then the next block's start is certain.  Its
+  *content* is intact when it decompresses (and, for snappy, its CRC-32
+  matches), every record decodes, the records fill the block exactly, and
+  every value is one the contract's logical types can hold: a decimal
+  within its precision, a timestamp-millis or a date within the years
+  1-9999 (``TIME_RANGE``, ``DATE_RANGE``: Python's datetime and BigQuery's
+  TIMESTAMP and DATE; DuckDB's microsecond TIMESTAMP holds more).  The
+  records of intact blocks are emitted, ``_index`` counting every record
+  the blocks' headers announce.
+* A block with intact framing but damaged content (a "poison" value such as
+  a timestamp in nanoseconds, invalid UTF-8, a bad compressed payload, …)
+  is one dead letter by itself (source = ``path#block=N``, N 0-based;
+  payload = that block's bytes) and reading goes on with the next block:
+  compressed block bytes cannot be split into good and bad records, so the
+  block is the unit.
+* Broken framing (a bad varint, a short read, a wrong sync marker, a
+  record count beyond ``MAX_BLOCK_RECORDS``) leaves no certain next block:
+  that block and everything after it is one dead letter (source =
+  ``path#block=N``; payload = the raw bytes from that block's start to
+  EOF).  A file cut exactly at a block boundary looks complete (Avro has no
   trailer); damage that still decodes to valid values goes unnoticed.
 
+Codecs: every codec of the Avro specification — null, deflate, snappy,
+bzip2, xz, zstandard — and lz4 as fastavro writes it (not in the
+specification, but fastavro writes it and it costs one line to read), under
+schema resolution alike.  We decompress each block ourselves (``CODECS``:
+the standard library and cramjam) and hand the decoders null-codec
+containers, so both decoders read every codec; an unknown codec makes the
+whole file one dead letter naming it.
+
 Decoding speed (ARCHITECTURE.md): we parse the container framing ourselves
-(two varints and a sync check per block) and hand the bytes of header +
-intact blocks to a decoder, about ``BATCH_ROWS`` records at a time (bounded
+(two varints and a sync check per block) and hand the header + intact
+blocks to a decoder, about ``BATCH_ROWS`` records at a time (bounded
 memory).  If the writer schema is the contract (same canonical form and
-logical types) and the codec is null/deflate/snappy, polars' built-in Avro
-reader decodes them (≈15x fastavro + from_pylist); otherwise fastavro
-decodes them with the contract as reader schema (Avro schema resolution)
-and ``pa.Table.from_pylist`` builds the columns.  Both give the same table.
+logical types), polars' built-in Avro reader decodes them (≈15x fastavro +
+from_pylist); otherwise fastavro decodes them with the contract as reader
+schema (Avro schema resolution) and ``pa.Table.from_pylist`` builds the
+columns.  Both give the same table.  When a run of blocks fails, it is
+halved until the failing blocks are found (few decodes for one bad block).
 polars-avro and jetliner are faster but were rejected: on randomly damaged
 blocks polars-avro can loop forever and jetliner can abort the process.
 polars' reader is lenient in one way: a ``["null", T]`` union index other
@@ -39,33 +59,43 @@ than 0 reads as T, where fastavro rejects an index beyond the union.
 """
 from __future__ import annotations
 
+import bz2
+import datetime as dt
 import functools
 import io
 import json
-from collections.abc import Iterator
+import lzma
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
+import cramjam
 import fastavro
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from apache_beam.io import fileio
+import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from fastavro.schema import to_parsing_canonical_form
 
 import schemas
+from pipelines import progress
+from transforms.landing import list_landed
 from transforms.quarantine import DeadLetter, quarantine
 
 __all__ = [
     "BATCH_ROWS",
+    "CODECS",
+    "DATE_RANGE",
     "DEAD_LETTERS",
     "DeadLetter",
     "DecodeAvroFile",
     "ReadStream",
     "SchemaMismatch",
+    "TIME_RANGE",
     "check_resolvable",
     "decode_message",
     "iter_avro_batches",
@@ -78,12 +108,20 @@ MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
 BATCH_ROWS = 65_536  # records per emitted batch (whole blocks, so a little more)
 DEAD_LETTERS = "dead_letters"  # tag of the DoFn's dead-letter output
+#: A larger block count is broken framing, not a damaged block: writers buffer
+#: a block whole, so none holds 2**31 records; and ``_index`` stays an int64.
+MAX_BLOCK_RECORDS = 2**31 - 1
 
-# Block codecs each decoder reads: polars' reader knows null/deflate/snappy;
-# fastavro knows null/deflate/bzip2/xz with the standard library alone (snappy
-# and zstandard would need cramjam / backports.zstd, not installed).
-NATIVE_CODECS = {"null", "deflate", "snappy"}
-FASTAVRO_CODECS = {"null", "deflate", "bzip2", "xz"}
+#: What the contract's timestamp-millis and date can hold here: the years
+#: 1-9999 of Python's datetime and of BigQuery's TIMESTAMP and DATE (DuckDB's
+#: microsecond TIMESTAMP and its DATE hold more).  A value outside is a poison
+#: value: its block is a dead letter.
+TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.UTC))
+DATE_RANGE = (dt.date(1, 1, 1), dt.date(9999, 12, 31))
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS_RANGE = tuple((t - _EPOCH) // dt.timedelta(milliseconds=1) for t in TIME_RANGE)
+_DAY_RANGE = tuple((d - _EPOCH.date()).days for d in DATE_RANGE)
 
 # Avro's primitive promotions (writer type, reader type).
 _PROMOTIONS = {
@@ -91,7 +129,6 @@ _PROMOTIONS = {
     ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string"),
 }
 _READ_CHUNK = 1 << 24  # never ask the file for more than 16 MiB at once
-_MAX_INFLATE = 1032  # deflate's maximum compression ratio
 
 # Any error a decoder raises on damaged bytes.  Rust panics in polars surface
 # as PanicException, a BaseException: caught too, so bad data never kills a worker.
@@ -109,6 +146,46 @@ class _Damaged(Exception):
 def table_schema(stream: str) -> pa.Schema:
     """Schema of the normalised stream table: the contract columns + provenance."""
     return schemas.load(stream).table
+
+
+# --- codecs ------------------------------------------------------------------
+
+
+def _claimed(size: int, data: bytes, ratio: int, codec: str) -> None:
+    """A damaged size prefix must not make the decompressor allocate gigabytes."""
+    if size > ratio * len(data) + 64:
+        raise ValueError(f"{codec} block claims {size} bytes from {len(data)}")
+
+
+def _snappy(data: bytes) -> bytes:
+    """Avro's snappy: a raw snappy block, then the big-endian CRC-32 of the
+    uncompressed bytes (checked: polars and fastavro skip it)."""
+    body, crc = data[:-4], data[-4:]
+    _claimed(cramjam.snappy.decompress_raw_len(body), body, 32, "snappy")
+    out = bytes(cramjam.snappy.decompress_raw(body))
+    if len(crc) != 4 or zlib.crc32(out) != int.from_bytes(crc, "big"):
+        raise ValueError("snappy block fails its CRC-32 check")
+    return out
+
+
+def _lz4(data: bytes) -> bytes:
+    """lz4 as fastavro writes it (``lz4.block.compress``): the uncompressed
+    size (4 bytes, little-endian), then an lz4 block."""
+    _claimed(int.from_bytes(data[:4], "little"), data, 255, "lz4")
+    return bytes(cramjam.lz4.decompress_block(data))
+
+
+#: Block decompressors by ``avro.codec``: the Avro specification's six, plus
+#: lz4 (fastavro's extension).  The decoders then read null-codec containers.
+CODECS: dict[str, Callable[[bytes], bytes]] = {
+    "null": bytes,
+    "deflate": lambda data: zlib.decompress(data, -15),  # raw RFC 1951, no zlib header
+    "snappy": _snappy,
+    "bzip2": bz2.decompress,
+    "xz": lzma.decompress,
+    "zstandard": lambda data: bytes(cramjam.zstd.decompress(data)),
+    "lz4": _lz4,
+}
 
 
 # --- schema resolution -------------------------------------------------------
@@ -243,9 +320,27 @@ class _Tape:
         return self.take() + self._f.read()
 
 
+def _long(n: int) -> bytes:
+    """Avro's long: zigzag, then a base-128 varint."""
+    n, out = (n << 1) ^ (n >> 63), bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _plain_header(schema_json: bytes, sync: bytes) -> bytes:
+    """A header for the same schema and sync marker with the null codec."""
+    meta = [(b"avro.schema", schema_json), (b"avro.codec", b"null")]
+    items = b"".join(_long(len(k)) + k + _long(len(v)) + v for k, v in meta)
+    return MAGIC + _long(len(meta)) + items + _long(0) + sync
+
+
 @dataclass
 class _Header:
-    raw: bytes  # magic .. sync: prefixed to blocks to make a valid file for a decoder
+    raw: bytes  # magic .. sync, as in the file
+    plain: bytes  # the same with the null codec: prefixed to decompressed blocks for a decoder
     writer_schema: dict  # fastavro-parsed
     writer_names: dict
     codec: str
@@ -275,13 +370,14 @@ def _read_header(tape: _Tape, magic: bytes) -> _Header:
     except Exception as err:  # missing key, bad JSON, invalid schema
         raise _Damaged(f"no valid writer schema in the header ({err!r})") from None
     codec = meta.get("avro.codec", b"null").decode("utf-8", "replace")
-    return _Header(tape.take(), writer, names, codec, sync)
+    return _Header(tape.take(), _plain_header(meta["avro.schema"], sync), writer, names, codec, sync)
 
 
 @dataclass
 class _Block:
     count: int
     raw: bytes  # count, size, data and sync, as in the file
+    data: bytes  # the (compressed) data alone
 
 
 def _read_block(tape: _Tape, sync: bytes) -> _Block | None:
@@ -290,11 +386,12 @@ def _read_block(tape: _Tape, sync: bytes) -> _Block | None:
     if count is None:
         return None
     size = tape.long()
-    if count < 0 or size < 0:
+    if not 0 <= count <= MAX_BLOCK_RECORDS or size < 0:
         raise _Damaged(f"invalid block header (count {count}, size {size})")
-    if tape.read(size + SYNC_SIZE)[-SYNC_SIZE:] != sync:
+    framed = tape.read(size + SYNC_SIZE)
+    if framed[-SYNC_SIZE:] != sync:
         raise _Damaged("sync marker does not match the header's")
-    return _Block(count, tape.take())
+    return _Block(count, tape.take(), framed[:-SYNC_SIZE])
 
 
 def _runs(tape: _Tape, sync: bytes, batch_rows: int) -> Iterator[tuple[list[_Block], tuple | None]]:
@@ -321,24 +418,52 @@ def _runs(tape: _Tape, sync: bytes, batch_rows: int) -> Iterator[tuple[list[_Blo
 # --- decoders: header + blocks -> contract columns ---------------------------
 
 
+def _plain(header: _Header, blocks: list[_Block], min_record_bytes: int = 0) -> bytes:
+    """The blocks decompressed, as one null-codec container: what both
+    decoders read.  ``min_record_bytes``: the least a record can take."""
+    decompress = CODECS[header.codec]
+    parts = [header.plain]
+    for block in blocks:
+        data = decompress(block.data)
+        if block.count * min_record_bytes > len(data):
+            raise ValueError(f"record count {block.count} is impossible in {len(data)} bytes")
+        parts += (_long(block.count), _long(len(data)), data, header.sync)
+    return b"".join(parts)
+
+
+def _check_ranges(table: pa.Table, schema: schemas.StreamSchema) -> None:
+    """Raise ValueError on a timestamp or date outside TIME_RANGE / DATE_RANGE."""
+    for field in schema.arrow:
+        if field.type == schemas.TIMESTAMP:
+            storage, (lo, hi), unit = pa.int64(), _MS_RANGE, "ms"
+        elif field.type == pa.date32():
+            storage, (lo, hi), unit = pa.int32(), _DAY_RANGE, "days"
+        else:
+            continue
+        low, high = pc.min_max(table.column(field.name).cast(storage)).values()
+        for value in (low.as_py(), high.as_py()):
+            if value is not None and not lo <= value <= hi:
+                raise ValueError(f"{field.name} = {value} {unit} since 1970-01-01 is outside "
+                                 "the years 1-9999 the contract's types can hold")
+
+
 def _decode_native(header: _Header, blocks: list[_Block], schema: schemas.StreamSchema) -> pa.Table:
     """polars' Avro reader; only for files written with the contract itself."""
     # polars allocates by a block's record count before decoding: a damaged
-    # count (say 2**40) would abort the process.  A contract record is at least
-    # one byte per field, and null/deflate/snappy expand at most 1032-fold.
-    for block in blocks:
-        if block.count > len(block.raw) * _MAX_INFLATE // len(schema.arrow) + 1:
-            raise ValueError(f"record count {block.count} is impossible in {len(block.raw)} bytes")
-    data = b"".join([header.raw, *(b.raw for b in blocks)])
+    # count (say 2**40) would abort the process.  A contract record takes at
+    # least one byte per field.
+    data = _plain(header, blocks, min_record_bytes=len(schema.arrow))
     table = pl.read_avro(io.BytesIO(data)).to_arrow().cast(schema.arrow)
     for name in schema.money_fields:  # polars does not check decimal precision; Arrow does
         table.column(name).validate(full=True)
+    _check_ranges(table, schema)  # nor the range of dates and timestamps (fastavro does)
     return table
 
 
 def _decode_fastavro(header: _Header, blocks: list[_Block], schema: schemas.StreamSchema) -> pa.Table:
-    """fastavro with the contract as reader schema (Avro schema resolution)."""
-    data = b"".join([header.raw, *(b.raw for b in blocks)])
+    """fastavro with the contract as reader schema (Avro schema resolution);
+    its datetime and date raise on values outside the years 1-9999."""
+    data = _plain(header, blocks)
     records = list(fastavro.reader(io.BytesIO(data), reader_schema=_contract(schema.stream)[0]))
     return pa.Table.from_pylist(records, schema=schema.arrow)
 
@@ -351,22 +476,23 @@ def _decode_checked(decode, header, blocks, schema) -> pa.Table:
     return table
 
 
-def _decode_intact(decode, header, blocks, schema) -> tuple[pa.Table | None, int, Exception | None]:
-    """Decode a run of framed blocks: (table of the intact prefix, number of
-    intact blocks, error of the first damaged block or None)."""
+def _decode_blocks(decode, header, blocks, schema) -> Iterator[tuple[list[_Block], object]]:
+    """Decode a run of framed blocks, in file order: (blocks, table) for
+    each intact stretch, (one block, error) for each damaged block.  A run
+    that fails is halved until the failing blocks are alone."""
     if not blocks:
-        return None, 0, None
+        return
     try:
-        return _decode_checked(decode, header, blocks, schema), len(blocks), None
-    except _DECODE_ERRORS:  # damaged data somewhere: find the first bad block
-        pass
-    tables = []
-    for i, block in enumerate(blocks):
-        try:
-            tables.append(_decode_checked(decode, header, [block], schema))
-        except _DECODE_ERRORS as err:
-            return (pa.concat_tables(tables) if tables else None), i, err
-    return pa.concat_tables(tables), len(blocks), None
+        result = _decode_checked(decode, header, blocks, schema)
+    except _DECODE_ERRORS as err:
+        if len(blocks) == 1:
+            result = err
+        else:
+            mid = len(blocks) // 2
+            yield from _decode_blocks(decode, header, blocks[:mid], schema)
+            yield from _decode_blocks(decode, header, blocks[mid:], schema)
+            return
+    yield blocks, result
 
 
 def _with_provenance(table: pa.Table, source: str, first_index: int) -> pa.Table:
@@ -386,9 +512,10 @@ def iter_avro_batches(
     batch_rows: int = BATCH_ROWS,
     fast: bool = True,
 ) -> Iterator[pa.RecordBatch | DeadLetter]:
-    """Stream one file: record batches of the normalised table, in file
-    order, and at most one DeadLetter (always last).  ``fast=False`` forces
-    the fastavro decoder (for tests and benchmarks)."""
+    """Stream one file, in file order: record batches of the normalised
+    table, a DeadLetter for each damaged block, and at most one for broken
+    framing (always last).  ``fast=False`` forces the fastavro decoder (for
+    tests and benchmarks)."""
     schema = schemas.load(stream)
     reader, reader_names, reader_canonical = _contract(stream)
     f = None
@@ -409,9 +536,9 @@ def iter_avro_batches(
             # Resolvable (so logical types match) and the same canonical form: the
             # contract itself, whatever docs or defaults the writer added.
             same = to_parsing_canonical_form(header.writer_schema) == reader_canonical
-            native = fast and same and header.codec in NATIVE_CODECS
-            if not native and header.codec not in FASTAVRO_CODECS:
-                error = f"unsupported codec {header.codec!r} for this writer schema"
+            native = fast and same
+            if header.codec not in CODECS:
+                error = f"unsupported codec {header.codec!r} (readable: {', '.join(CODECS)})"
         except _Damaged as err:
             error = str(err)
         except SchemaMismatch as err:
@@ -422,18 +549,24 @@ def iter_avro_batches(
             return
         decode = _decode_native if native else _decode_fastavro
 
-        block_no = record_no = 0  # the next block / record to emit
-        damage = None  # (error, raw bytes from the first damaged block to EOF)
-        for run, damage in _runs(tape, header.sync, batch_rows):
-            table, intact, err = _decode_intact(decode, header, run, schema)
-            if table is not None and table.num_rows:
-                yield from _with_provenance(table, path, record_no).to_batches()
-                record_no += table.num_rows
-            block_no += intact
-            if err is not None:  # the damage starts inside this run
-                rest = damage[1] if damage else tape.rest()
-                damage = (f"undecodable block data: {err}", b"".join(b.raw for b in run[intact:]) + rest)
-                break
+        block_no = record_no = 0  # the next block / record of the file
+        damage = None  # (error, raw bytes from the first broken block to EOF)
+        for run, broken in _runs(tape, header.sync, batch_rows):
+            damage = broken  # set on the last run only
+            for blocks, result in _decode_blocks(decode, header, run, schema):
+                if isinstance(result, pa.Table):
+                    if result.num_rows:
+                        yield from _with_provenance(result, path, record_no).to_batches()
+                else:  # one block whose framing holds: the next one is read
+                    yield quarantine(
+                        quarantine_dir,
+                        stream,
+                        f"{path}#block={block_no}",
+                        f"undecodable block data (block {block_no}, from record {record_no}): {result}",
+                        blocks[0].raw,
+                    )
+                block_no += len(blocks)
+                record_no += sum(b.count for b in blocks)
         if damage is not None:
             error, raw = damage
             yield quarantine(
@@ -496,24 +629,29 @@ class DecodeAvroFile(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, item.as_dict())
             else:
                 self.records.inc(item.num_rows)
+                progress.note_records(self.stream, item.num_rows)  # no-op off the local runner
                 yield item
 
 
 class ReadStream(beam.PTransform):
-    """All files matching ``pattern`` -> tagged result with ``batches``
-    (RecordBatches) and ``dead_letters`` (dicts)."""
+    """All deliveries matching ``pattern`` (or any of a list of patterns:
+    pipelines/partitions.py) (transforms/landing.py: no dot- or
+    underscore-names; links followed, broken ones dead-lettered) -> tagged
+    result with ``batches`` (RecordBatches) and ``dead_letters`` (dicts)."""
 
-    def __init__(self, stream: str, pattern: str, quarantine_dir: str, batch_rows: int = BATCH_ROWS):
+    def __init__(self, stream: str, pattern: str | list[str], quarantine_dir: str,
+                 batch_rows: int = BATCH_ROWS):
         super().__init__()
         self.stream = stream
-        self.pattern = pattern
+        self.patterns = [pattern] if isinstance(pattern, str) else list(pattern)
         self.quarantine_dir = quarantine_dir
         self.batch_rows = batch_rows
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "MatchFiles" >> fileio.MatchFiles(self.pattern)
+            | "Pattern" >> beam.Create(self.patterns)
+            | "MatchFiles" >> beam.FlatMap(lambda pattern: [f.path for f in list_landed(pattern)])
             | "SpreadFiles" >> beam.Reshuffle()  # decode files in parallel, not in one bundle
             | "DecodeAvro"
             >> beam.ParDo(DecodeAvroFile(self.stream, self.quarantine_dir, self.batch_rows)).with_outputs(

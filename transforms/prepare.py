@@ -15,7 +15,7 @@ import pyarrow as pa
 import expectations
 from transforms.context import RunContext
 from transforms.indicators.components import INPATIENT_CATEGORIES, sql_list
-from transforms.timeutil import business_date_sql, deadline
+from transforms.timeutil import business_date_sql
 from transforms.versions import latest_sql
 
 
@@ -143,13 +143,15 @@ def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: lis
         LEFT JOIN case_matters m ON m.region IS NOT DISTINCT FROM f.insu_admdvs
                                  AND m.matter IS NOT DISTINCT FROM f.matter_code""")
     con.execute("CREATE OR REPLACE TEMP VIEW cases_biz AS SELECT * FROM cases WHERE _pass_blocking")
-    # Deadlines from the one working-day calendar (transforms.timeutil).
+    # Deadlines from the run's working-day calendar (config, else chinesecalendar,
+    # else Monday-Friday: transforms.timeutil.WorkCalendar).
     starts = [r[0] for r in con.sql(
         "SELECT DISTINCT _submitted_date FROM cases_biz WHERE _submitted_date IS NOT NULL").fetchall()]
     ns = sorted({int(r[0]) for expr in n_values for r in con.sql(
         f"SELECT DISTINCT {expr} FROM cases_biz c WHERE {expr} IS NOT NULL"
     ).fetchall()})
-    rows = [(s, n, deadline(s, n)) for s in starts for n in ns]
+    calendar = ctx.config.calendar
+    rows = [(s, n, calendar.deadline(s, n)) for s in starts for n in ns]
     _table(con, "deadlines", {"start": [r[0] for r in rows], "n": [r[1] for r in rows],
                               "deadline": [r[2] for r in rows]},
            pa.schema([("start", pa.date32()), ("n", pa.int32()), ("deadline", pa.date32())]))

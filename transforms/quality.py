@@ -39,19 +39,22 @@ def _jsonable(v):
 
 
 def failure_rows(con: duckdb.DuckDBPyConnection, stream: str, relation: str, key_sql: str,
-                 region: str, business_date: str) -> list[dict]:
+                 region: str, business_date: str, fixmedins: str = "NULL",
+                 matter: str = "NULL") -> list[dict]:
     """One row per (record, failed rule), personal fields masked.  ``key_sql``
-    may contain psn_no: the key's parts are pseudonymised here."""
+    may contain psn_no: the key's parts are pseudonymised here.  ``fixmedins``
+    / ``matter``: the record's institution / matter column, so a failure
+    leads to the institution or matter behind it (indicator_breakdown)."""
     out = []
     for rule in expectations.rules(stream):
         cols = [c for c in rule.columns if c != "psn_name"]
         select = ", ".join(f'"{c}"' for c in cols) or "NULL AS _none"
         cur = con.sql(f"""SELECT {key_sql} AS _key, {region} AS _region, {business_date} AS _date,
-                                 {select}
+                                 {fixmedins} AS _fixmedins, {matter} AS _matter, {select}
                           FROM {relation} WHERE "{rule.rule_id}" ORDER BY 1""")
         names = cur.columns
         for row in cur.fetchall():
-            values = dict(zip(names[3:], row[3:], strict=True)) if cols else {}
+            values = dict(zip(names[5:], row[5:], strict=True)) if cols else {}
             key = row[0]
             out.append({
                 "stream": stream,
@@ -60,6 +63,8 @@ def failure_rows(con: duckdb.DuckDBPyConnection, stream: str, relation: str, key
                 "rule_id": rule.rule_id,
                 "region_code": row[1],
                 "business_date": row[2],
+                "fixmedins_code": row[3],
+                "matter_code": row[4],
                 "details": json.dumps({k: _jsonable(v) for k, v in masked(values).items()},
                                       ensure_ascii=False, sort_keys=True),
             })

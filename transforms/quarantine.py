@@ -6,15 +6,17 @@ to the warehouse — they may hold personal data — but to a quarantine
 location outside it, ``<quarantine_dir>/<stream>/<sha256>.bin``, a local
 folder or a ``gs://`` prefix (written through Beam's ``FileSystems``).
 Naming the file by its hash makes a re-run rewrite the same object instead
-of piling up copies.
+of piling up copies. A local file is 0600 in 0700 directories
+(``privacy.open_private``).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.privacy import open_private
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +38,6 @@ def quarantine(
     """Write ``payload`` to the quarantine and return its dead letter."""
     digest = hashlib.sha256(payload).hexdigest()
     path = FileSystems.join(quarantine_dir, stream, f"{digest}.bin")
-    # UNCOMPRESSED: keep the bytes exactly as received (AUTO guesses from the suffix).
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    with open_private(path) as f:
         f.write(payload)
     return DeadLetter(stream, source, error, len(payload), digest, path)

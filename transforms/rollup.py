@@ -4,6 +4,10 @@ YTD, 0/0 rows included (INDICATORS.md "Common rules", "Rows").
 
 Components add across regions (a province's rate is never an average of
 its counties' rates); across time they add only for flow indicators.
+
+The same sums split by member (institution or matter) are
+``transforms.breakdown``'s; ``catalogue_members`` is the one definition of
+the catalogue indicators' parts for both.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from decimal import Decimal, localcontext
 from transforms.context import RunContext, month_end
 from transforms.indicators.catalog import INDICATORS
 from transforms.indicators.components import Component
+from transforms.provisional import provisional
 
 SIX = Decimal("0.000001")
 
@@ -92,6 +97,7 @@ def indicator_rows(components: list[Component], ctx: RunContext) -> list[dict]:
         code: [c.code for c in ref.counties if level == "province" or code in (c.code, c.pooling_code)]
         for code, level in ref.output_regions()
     }
+    as_of_date = ctx.as_of_date
     rows = []
     for ind in INDICATORS:
         for region_code, level in ref.output_regions():
@@ -130,6 +136,7 @@ def indicator_rows(components: list[Component], ctx: RunContext) -> list[dict]:
                     "direction": ind.direction,
                     "meets_target": _meets(num, den, value, target, ind.direction),
                     "components": comps_json,
+                    "provisional": provisional(ind.code, end, as_of_date, ctx.config.parameters),
                 })
     return rows
 
@@ -148,17 +155,22 @@ def _meets(num, den, value, target, direction) -> bool | None:
     return lhs >= rhs if direction == ">=" else lhs <= rhs
 
 
-def _catalogue(code: str, matters: dict[str, dict]) -> tuple[int, int]:
-    rows = list(matters.values())
+def catalogue_members(code: str, matters: dict[str, dict]) -> dict[str, tuple[int, int]]:
+    """matter_code -> (numerator, denominator) of a catalogue indicator at a
+    region (``matters``: Reference.applicable_matters)."""
     if code == "I04":
-        return sum(1 for m in rows if m["online_capable"]), len(rows)
+        return {k: (1 if m["online_capable"] else 0, 1) for k, m in matters.items()}
     if code == "S01":
-        return sum(1 for m in rows if m["promised_working_days"] == 0), len(rows)
+        return {k: (1 if m["promised_working_days"] == 0 else 0, 1) for k, m in matters.items()}
     if code == "S05":
-        timed = [m for m in rows if m["statutory_working_days"] > 0]
-        return (sum(m["statutory_working_days"] - m["promised_working_days"] for m in timed),
-                sum(m["statutory_working_days"] for m in timed))
+        return {k: (m["statutory_working_days"] - m["promised_working_days"], m["statutory_working_days"])
+                for k, m in matters.items() if m["statutory_working_days"] > 0}
     raise KeyError(code)
+
+
+def _catalogue(code: str, matters: dict[str, dict]) -> tuple[int, int]:
+    members = catalogue_members(code, matters).values()
+    return sum(n for n, _ in members), sum(d for _, d in members)
 
 
 def rule_rows(components: list[Component], ctx: RunContext, rules: list) -> list[dict]:

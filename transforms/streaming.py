@@ -5,7 +5,9 @@ wires them; ARCHITECTURE.md "stream").
    ``schema`` attribute the contract fingerprint) or a landed Avro file ->
    records stamped with their event time (contribution clct_time, settlement
    setl_time, settlement_list upload_time, filing completed_time or
-   submitted_time while open, enrolment event_time); bad bytes -> dead letters.
+   submitted_time while open, enrolment event_time); bad bytes, values the
+   contract's types cannot hold (transforms/decode.py) and event times too
+   near the end of the calendar for the day windows -> dead letters.
 2. ``DropTooLate``: a record whose business day closed more than the allowed
    lateness ago is counted ``late_dropped`` and goes no further.
 3. ``LinkVersions``: state per business key (setl_id, case_id; event_id for
@@ -47,12 +49,17 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import FixedWindows, GlobalWindows, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+import expectations
 import schemas
+from transforms.breakdown import breakdown_table, load_member_components
+from transforms.compute import connect
 from transforms.context import RunContext, month_end
 from transforms.decode import DeadLetter, decode_message, iter_avro_batches
+from transforms.indicators.catalog import BREAKDOWN
+from transforms.provisional import provisional
 from transforms.quarantine import quarantine
-from transforms.rollup import indicator_rows
-from transforms.streaming_compute import GROUP_CODES, day_components
+from transforms.rollup import indicator_rows, rule_rows
+from transforms.streaming_compute import GROUP_CODES, GROUP_RULE_STREAM, day_components
 from transforms.timeutil import BUSINESS_TZ, business_date
 from transforms.versions import encode_record
 
@@ -128,6 +135,22 @@ def day_expiry(day: dt.date, lateness_days: int) -> Timestamp:
     return day_start(day + dt.timedelta(days=1 + lateness_days))
 
 
+def unwindowable(stream: str, rec: dict, lateness_days: int) -> str | None:
+    """Why the record cannot be windowed, or None.  Its business day, that
+    day's expiry and the month's state timer (the furthest date a record
+    leads to: month end + lateness + slack + I13's 30 days) must be dates;
+    an event time near 9999-12-31 is valid Avro but would crash the job."""
+    when = event_time(stream, rec)
+    horizon = 2 + lateness_days + WINDOW_SLACK_DAYS + LIST_DAYS
+    try:
+        day = business_date(when)
+        day_start(month_end(day.replace(day=1)) + dt.timedelta(days=horizon))
+    except (OverflowError, ValueError):
+        return (f"event time {when.isoformat()} is too near the end of the calendar for the "
+                f"streaming windows (they reach {horizon} days past its month)")
+    return None
+
+
 def _tally(stream: str, **counts) -> TaggedOutput:
     return TaggedOutput(TALLIES, (stream, Counter(counts)))
 
@@ -143,8 +166,9 @@ class DecodeDeliveries(beam.DoFn):
     attribute is not the contract's fingerprint is never decoded: its bytes
     were written with another schema."""
 
-    def __init__(self, quarantine_dir: str):
+    def __init__(self, quarantine_dir: str, lateness_days: int):
         self.quarantine_dir = quarantine_dir
+        self.lateness_days = lateness_days
 
     def setup(self):
         self.fingerprints = {s: schemas.load(s).fingerprint for s in schemas.STREAM_NAMES}
@@ -161,6 +185,8 @@ class DecodeDeliveries(beam.DoFn):
                 raise ValueError(f"schema attribute {got!r} is not the {stream} contract's "
                                  f"fingerprint {self.fingerprints[stream]}")
             rec = decode_message(data, stream)
+            if why := unwindowable(stream, rec, self.lateness_days):
+                raise ValueError(why)
         except ValueError as err:
             yield _tally(stream, dead_lettered=1)
             yield _dead_letter(quarantine(self.quarantine_dir, stream, source, str(err), data))
@@ -176,6 +202,12 @@ class DecodeDeliveries(beam.DoFn):
                 continue
             yield _tally(landed.stream, read=item.num_rows)
             for rec in item.to_pylist():
+                if why := unwindowable(landed.stream, rec, self.lateness_days):
+                    yield _tally(landed.stream, dead_lettered=1)
+                    yield _dead_letter(quarantine(
+                        self.quarantine_dir, landed.stream, f"{rec['_source']}#record={rec['_index']}",
+                        why, encode_record(landed.stream, rec)))
+                    continue
                 yield TimestampedValue((landed.stream, rec), instant(event_time(landed.stream, rec)))
 
 
@@ -311,8 +343,10 @@ class LinkRecords(beam.DoFn):
         group = FAMILY[stream]
         day = business_date(event_time(stream, rec))
         days = days_state.read() or set()
-        # A version puts its key on its day; a list or a reversal only follows.
-        fresh = {day} - days if group and own and stream != "settlement_list" else set()
+        # A version puts its key on its days; a list or a reversal only follows.
+        fresh = own_days(stream, rec) - days if group and own else set()
+        if own and stream == "settlement_list":  # its quality rules, on its own upload day
+            yield TimestampedValue((("settlement_list", day.toordinal()), (stream, rec)), day_start(day))
         if fresh:
             days_state.write(days | fresh)
         everything = [*kept, (stream, rec)]
@@ -320,7 +354,7 @@ class LinkRecords(beam.DoFn):
             for item in (everything if target in fresh else [(stream, rec)]):
                 yield from _route(group, target, item)
         retain = self.lateness_days + WINDOW_SLACK_DAYS + RETENTION_EXTRA_DAYS.get(group, 0)
-        until = day_expiry(max(days | {day}), retain)
+        until = day_expiry(max(days | fresh | {day}), retain)
         if gc_at.read() is None or until > gc_at.read():
             gc_at.write(until)
             gc.set(until)
@@ -330,6 +364,18 @@ class LinkRecords(beam.DoFn):
         records.clear()
         days_state.clear()
         gc_at.clear()
+
+
+def own_days(stream: str, rec: dict) -> set[dt.date]:
+    """The business days a version of a key puts the key on: its event day,
+    and for a case also the day it was submitted (its quality rules count it
+    there).  A settlement list or a reversal only follows its settlement."""
+    if stream == "settlement_list":
+        return set()
+    days = {business_date(event_time(stream, rec))}
+    if stream == "filing":
+        days.add(business_date(rec["submitted_time"]))
+    return days
 
 
 def _route(group: str, day: dt.date, item):
@@ -392,6 +438,7 @@ class DayResult(NamedTuple):
     day: dt.date
     pane_size: int
     components: list
+    rules: list  # quality rule components of the day (streaming_compute.DayParts)
 
 
 def stream_rows(group: str, components: list, ctx: RunContext, day: dt.date,
@@ -408,8 +455,35 @@ def stream_rows(group: str, components: list, ctx: RunContext, day: dt.date,
             continue
         if period_type == "DAY":
             row.update(period_type="DAY", period_start=day, period_end=day)
-        rows.append(dict(row, as_of=now, pipeline="stream"))
+        # The run's as_of is FOREVER here: provisional is judged at the pane's time.
+        rows.append(dict(row, as_of=now, pipeline="stream", provisional=provisional(
+            row["indicator_code"], row["period_end"], business_date(now), ctx.config.parameters)))
     return rows
+
+
+def stream_breakdown(group: str, components: list, ctx: RunContext, day: dt.date,
+                     period_type: str) -> Write | None:
+    """indicator_breakdown rows of the group's split indicators for ``day``
+    (DAY) or its month (MONTH), from the same components as ``stream_rows``
+    (so they add up to its rows); the write replaces every member row of
+    those indicators and that period, so a member that dropped out leaves
+    none behind.  None when the group splits no indicator."""
+    codes = sorted(c for c in GROUP_CODES[group] if c in BREAKDOWN)
+    if not codes:
+        return None
+    month = day.replace(day=1)
+    start, end = (day, day) if period_type == "DAY" else (month, month_end(month))
+    run_ctx = RunContext(ref=ctx.ref, config=ctx.config, as_of=ctx.as_of, months=[month])
+    con = connect()
+    try:
+        load_member_components(con, components)
+        table = breakdown_table(con, run_ctx, set(codes), catalogue=False)
+    finally:
+        con.close()
+    rows = [dict(r, period_type=period_type, period_start=start, period_end=end, pipeline="stream")
+            for r in table.to_pylist() if r["period_type"] == "MONTH"]
+    return Write("indicator_breakdown", rows, {"pipeline": ["stream"], "indicator_code": codes,
+                                               "period_type": [period_type], "period_start": [start]})
 
 
 class ComputeDays(beam.DoFn):
@@ -422,14 +496,50 @@ class ComputeDays(beam.DoFn):
         (group, ordinal), items = element
         items = list(items)
         day = dt.date.fromordinal(ordinal)
-        components = day_components(group, day, items, self.ctx)
-        yield DayResult(group, day, len(items), components)
-        yield TaggedOutput("rows", ("indicator_values", stream_rows(group, components, self.ctx,
-                                                                     day, "DAY")))
+        parts = day_components(group, day, items, self.ctx)
+        yield DayResult(group, day, len(items), parts.components, parts.rules)
+        if GROUP_CODES[group]:
+            yield TaggedOutput("rows", Write("indicator_values", stream_rows(
+                group, parts.components, self.ctx, day, "DAY")))
+            if split := stream_breakdown(group, parts.components, self.ctx, day, "DAY"):
+                yield TaggedOutput("rows", split)
+        if rule_stream := GROUP_RULE_STREAM.get(group):
+            # The day's failures replace what earlier panes of the day wrote.
+            yield TaggedOutput("rows", Write(
+                "quality_failures", [dict(f, pipeline="stream") for f in parts.failures],
+                {"pipeline": ["stream"], "stream": [rule_stream], "business_date": [day]}))
+
+
+class Write(NamedTuple):
+    """Rows for one warehouse table; ``scope`` (column -> values) for the
+    scoped tables: the rows it covers are replaced (warehouse.scope)."""
+    table: str
+    rows: list
+    scope: dict | None = None
+
+
+class MonthResult(NamedTuple):
+    group: str
+    month: dt.date
+    values: list  # indicator_values MONTH rows
+    rules: list  # quality_rule_results MONTH rows
+    breakdown: Write | None = None  # indicator_breakdown MONTH rows (stream_breakdown)
+
+
+def stream_rule_rows(group: str, rule_parts: list, ctx: RunContext, month: dt.date) -> list[dict]:
+    """quality_rule_results MONTH rows of the group's rules, every region, 0/0
+    rows included, as the nightly writes them (transforms.rollup.rule_rows)."""
+    rule_stream = GROUP_RULE_STREAM.get(group)
+    if not rule_stream:
+        return []
+    run_ctx = RunContext(ref=ctx.ref, config=ctx.config, as_of=ctx.as_of, months=[month])
+    return [dict(r, pipeline="stream")
+            for r in rule_rows(rule_parts, run_ctx, expectations.rules(rule_stream))
+            if r["period_type"] == "MONTH"]
 
 
 class MonthTotals(beam.PTransform):
-    """DayResults -> (group, month, MONTH rows) whenever one of its days changes."""
+    """DayResults -> MonthResult whenever one of the month's days changes."""
 
     def __init__(self, settings: StreamSettings):
         super().__init__()
@@ -464,12 +574,17 @@ class AddUpDays(beam.DoFn):
         by_day = latest.read() or {}
         # An older pane overtaken on the way changes nothing.
         if result.day not in by_day or by_day[result.day][0] <= result.pane_size:
-            by_day[result.day] = (result.pane_size, result.components)
+            by_day[result.day] = (result.pane_size, result.components, result.rules)
             latest.write(by_day)
             keep = self.settings.allowed_lateness_days + WINDOW_SLACK_DAYS + LIST_DAYS + 1
             gc.set(day_expiry(month_end(month), keep))
-            components = [c for _, comps in by_day.values() for c in comps]
-            yield group, month, stream_rows(group, components, self.settings.ctx, month, "MONTH")
+            ctx = self.settings.ctx
+            components = [c for _, comps, _ in by_day.values() for c in comps]
+            rules = [c for _, _, parts in by_day.values() for c in parts]
+            yield MonthResult(group, month,
+                              stream_rows(group, components, ctx, month, "MONTH") if GROUP_CODES[group] else [],
+                              stream_rule_rows(group, rules, ctx, month),
+                              stream_breakdown(group, components, ctx, month, "MONTH"))
 
     @on_timer(_MONTH_GC)
     def forget(self, latest=LATEST):

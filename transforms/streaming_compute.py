@@ -17,24 +17,29 @@ value is the sum of its days and equals the nightly one.
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 import pyarrow as pa
 
-from transforms import prepare
+from transforms import prepare, quality
+from transforms.breakdown import member_components
 from transforms.compute import connect, load_accepted
 from transforms.context import RunContext
 from transforms.decode import table_schema
 from transforms.indicators import components as comp
+from transforms.indicators.catalog import BREAKDOWN, INDICATORS
 
-#: The flow indicators the stream keeps, per group of day panes.  "i13"
-#: panes are the settlement family again, fired once the day's 30 days for
-#: a settlement list have passed (INDICATORS.md I13).
+#: The groups of day panes, each with its own path in ``day_components``.
+#: "i13" panes are the settlement family again, fired once the day's 30 days
+#: for a settlement list have passed (INDICATORS.md I13); "settlement_list"
+#: panes hold the lists uploaded that day, for their quality rules only.
+GROUPS = ("settlement", "i13", "contribution", "filing", "settlement_list")
+#: The flow indicators the stream keeps, per group: the catalogue's stream_group.
 GROUP_CODES: dict[str, tuple[str, ...]] = {
-    "settlement": ("I08", "I14", "I17", "I22", "R01", "R02", "R03", "R04", "R05"),
-    "i13": ("I13",),
-    "contribution": ("I10",),
-    "filing": ("I25", "I26", "S02"),
-}
+    g: tuple(i.code for i in INDICATORS if i.stream_group == g) for g in GROUPS}
+_unknown = {i.code: i.stream_group for i in INDICATORS if i.stream_group not in (None, *GROUPS)}
+if _unknown:
+    raise ValueError(f"catalogue stream_group not one of {GROUPS}: {_unknown}")
 STREAMED_CODES = tuple(c for codes in GROUP_CODES.values() for c in codes)
 
 #: Streams whose records each group's SQL reads.
@@ -43,7 +48,13 @@ GROUP_STREAMS: dict[str, tuple[str, ...]] = {
     "i13": ("settlement", "settlement_list"),
     "contribution": ("contribution",),
     "filing": ("filing",),
+    "settlement_list": ("settlement_list",),
 }
+#: Whose quality rules each group's pane checks, on the records of its day
+#: (QUALITY_RULES.md "Results"; the enrolment rules check a month-end stock:
+#: the nightly's alone).
+GROUP_RULE_STREAM: dict[str, str] = {"settlement": "settlement", "contribution": "contribution",
+                                      "filing": "filing", "settlement_list": "settlement_list"}
 
 #: as_of of the streaming SQL: every version received counts (the stream has
 #: no cut-off; lateness is the windows' business).
@@ -67,11 +78,22 @@ def pane_tables(records: list[tuple[str, dict]]) -> dict[str, pa.Table]:
             for stream, recs in by_stream.items()}
 
 
+class DayParts(NamedTuple):
+    """What one pane computes for its day."""
+    components: list  # indicator components of the group's codes
+    rules: list  # quality rule components (checked / failed per rule, region, month)
+    failures: list  # quality_failures rows of the day's records (transforms.quality)
+
+
 def day_components(group: str, day: dt.date, records: list[tuple[str, dict]],
-                   ctx: RunContext) -> list[comp.Component]:
-    """Components of ``group``'s indicators for business day ``day``."""
+                   ctx: RunContext) -> DayParts:
+    """Components of ``group``'s indicators and quality rules for business day
+    ``day``, and the day's quality failures, with the nightly's SQL: the same
+    relations, region and date columns as ``transforms.compute.compute_run``."""
     ctx = stream_context(ctx, day)
     con = connect()
+    found, rules, failures = [], [], []
+    quality_of = GROUP_RULE_STREAM.get(group)
     try:
         load_accepted(con, pane_tables(records))
         prepare.register_regions(con, ctx)
@@ -82,19 +104,43 @@ def day_components(group: str, day: dt.date, records: list[tuple[str, dict]],
             con.execute(f"DELETE FROM setl WHERE _setl_date IS DISTINCT FROM {on_day}")
             con.execute(f"DELETE FROM setl_biz WHERE _setl_date IS DISTINCT FROM {on_day}")
             found = comp.settlement_components(con, ctx)
+            if quality_of:
+                rules = quality.rule_components(con, "settlement", "setl", "_i08_region", "month")
+                failures = quality.failure_rows(con, "settlement", "setl", "[setl_id]", "_i08_region",
+                                                "_setl_date", fixmedins="fixmedins_code")
         elif group == "contribution":
             prepare.prepare_contributions(con, ctx)
             con.execute(f"DELETE FROM contrib WHERE _clct_date IS DISTINCT FROM {on_day}")
             found = comp.contribution_components(con, ctx)
+            rules = quality.rule_components(con, "contribution", "contrib", "insu_admdvs", "month")
+            failures = quality.failure_rows(con, "contribution", "contrib", "[event_id]", "insu_admdvs",
+                                            "_clct_date")
         elif group == "filing":
             prepare.prepare_cases(con, ctx, list(comp.case_n_values(ctx).values()))
-            # cases_biz is a view over cases: the streamed case indicators count
-            # cases by the business date they were completed.
+            # Quality counts cases by the day they were submitted, the streamed
+            # case indicators by the day they were completed.
+            con.execute(f"CREATE TEMP TABLE cases_submitted AS SELECT * FROM cases "
+                        f"WHERE _submitted_date = {on_day}")
+            rules = quality.rule_components(con, "filing", "cases_submitted", "insu_admdvs",
+                                            "_submitted_month")
+            failures = quality.failure_rows(con, "filing", "cases_submitted", "[case_id]", "insu_admdvs",
+                                            "_submitted_date", matter="matter_code")
+            # cases_biz is a view over cases.
             con.execute(f"DELETE FROM cases WHERE _completed_date IS DISTINCT FROM {on_day}")
             found = comp.case_components(con, ctx)
+        elif group == "settlement_list":
+            prepare.prepare_lists(con, ctx)
+            con.execute(f"DELETE FROM lists WHERE _upload_date IS DISTINCT FROM {on_day}")
+            rules = quality.rule_components(con, "settlement_list", "lists", "_region", "month")
+            failures = quality.failure_rows(con, "settlement_list", "lists", "[event_id]", "_region",
+                                            "_upload_date", fixmedins="fixmedins_code")
         else:
             raise KeyError(f"unknown pane group {group!r}")
+        # The split indicators' components per member: the day's and month's
+        # indicator_breakdown come from them, and they add up to the values.
+        split = [c for c in GROUP_CODES[group] if c in BREAKDOWN]
+        found = [c for c in found if c.code not in split] + member_components(con, split)
     finally:
         con.close()
     codes = GROUP_CODES[group]
-    return [c for c in found if c.code in codes]
+    return DayParts([c for c in found if c.code in codes], rules, failures)

@@ -1,17 +1,34 @@
-"""The streaming job's writes: each firing upserts its rows into the warehouse.
+"""The streaming job's writes, batched: what a bundle brings is written in
+one go, with retries.
 
-indicator_values and pipeline_run_streams are replaced by key (a later pane
-of a day replaces the earlier one; the key includes ``pipeline``, so stream
-rows never touch nightly ones); dead_letters are replaced by source, so a
-message delivered twice leaves one row.
+Each element is a ``Write`` (transforms/streaming.py): rows for one table,
+and for a scoped table the scope they replace.  ``WriteToWarehouse`` buffers
+a bundle's writes and flushes them when the bundle ends (never later: a
+runner commits a bundle once ``finish_bundle`` returns, so nothing buffered
+may outlive it) or when ``MAX_BATCH_ROWS`` are waiting.  A flush is one
+connection and as few publishes as the scopes allow:
 
-DuckDB allows one writer per file: writes from the job's threads take turns
-on a process-wide lock, and a write that finds the file locked by another
-process (an analyst's open connection) is retried, never dropped.
+* key tables (indicator_values, quality_rule_results, pipeline_run_streams)
+  merge by key, the later write of a key winning (a later pane of a day
+  replaces the earlier; the key includes ``pipeline``, so stream rows never
+  touch nightly ones);
+* dead_letters merge by source (a message delivered twice leaves one row);
+* quality_failures go one publish per scope (a pane's stream and day): a
+  union of scopes is not one Scope.
+
+Every write replaces by key or by scope, so repeating it is harmless: a
+transient failure (DuckDB file locked by another process; BigQuery
+concurrent-transaction aborts, rate limits, 5xx, timeouts) is retried with
+exponential backoff and jitter, the same batch again.  Anything else fails
+the bundle, which the runner retries.
+
+DuckDB allows one writer per file: flushes from the job's threads take
+turns on a process-wide lock.
 """
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import defaultdict
@@ -20,16 +37,46 @@ from collections.abc import Callable
 import apache_beam as beam
 import duckdb
 import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindows
 
+from transforms.streaming import Write
 from warehouse import open_warehouse
 from warehouse.scope import Scope
-from warehouse.tables import arrow_schema
+from warehouse.tables import TABLES, arrow_schema
 
 log = logging.getLogger(__name__)
 
 _LOCKS: dict[str, threading.Lock] = defaultdict(threading.Lock)
-RETRIES = 20
-RETRY_SECONDS = 0.25
+RETRIES = 12
+FIRST_BACKOFF_SECONDS = 0.1
+MAX_BACKOFF_SECONDS = 20.0
+#: A bundle's buffer is flushed early once this many rows wait.
+MAX_BATCH_ROWS = 50_000
+#: Words of BigQuery errors that a retry of the same MERGE can get past
+#: (a transaction aborted by a concurrent one, rate limits).
+_TRANSIENT_WORDS = ("concurrent update", "aborted", "rate limit", "ratelimitexceeded",
+                    "backenderror", "internalerror", "try again")
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth retrying the same write: it may succeed unchanged."""
+    if isinstance(err, duckdb.IOException):  # the file is locked by another process
+        return True
+    try:
+        from google.api_core import exceptions as gexc
+    except ImportError:  # DuckDB-only install
+        return False
+    if isinstance(err, gexc.Aborted | gexc.TooManyRequests | gexc.ServiceUnavailable |
+                  gexc.InternalServerError | gexc.GatewayTimeout | gexc.DeadlineExceeded |
+                  gexc.RetryError):
+        return True
+    return isinstance(err, gexc.GoogleAPICallError) and any(
+        w in str(err).lower() for w in _TRANSIENT_WORDS)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (0-based): exponential, full jitter."""
+    return random.uniform(0, min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** attempt))
 
 
 def arrow_rows(name: str, rows: list[dict]) -> pa.Table:
@@ -38,39 +85,89 @@ def arrow_rows(name: str, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema(present))
 
 
-def with_warehouse(uri: str, action: Callable) -> None:
+def with_warehouse(uri: str, action: Callable, sleep: Callable[[float], None] = time.sleep) -> None:
     """``action(warehouse)`` in its own connection, taking turns with the
-    job's other writes and retrying while another process holds the file."""
+    job's other writes; transient errors are retried with backoff."""
     with _LOCKS[uri]:
         for attempt in range(RETRIES):
             try:
                 with open_warehouse(uri) as wh:
                     action(wh)
                 return
-            except duckdb.IOException as err:  # the file is locked by another process
-                if attempt == RETRIES - 1:
+            except Exception as err:
+                if attempt == RETRIES - 1 or not is_transient(err):
                     raise
-                log.info("warehouse busy (%s); retrying", err)
-                time.sleep(RETRY_SECONDS)
+                wait = backoff(attempt)
+                log.info("warehouse write failed (%s); retry %d in %.2f s", err, attempt + 1, wait)
+                sleep(wait)
 
 
-def upsert(uri: str, run_id: str, name: str, rows: list[dict]) -> None:
-    if not rows:
+def batch_publishes(writes: list) -> list[tuple[dict, dict]]:
+    """Writes -> [(tables, scopes)], the publishes of one flush (module docstring)."""
+    keyed: dict[str, dict[tuple, dict]] = defaultdict(dict)
+    letters: dict[str, dict] = {}
+    scoped: dict[tuple, tuple[dict, list]] = {}
+    for w in writes:
+        table = TABLES[w.table]
+        if w.table == "dead_letters":
+            letters.update((r["source"], r) for r in w.rows)
+        elif table.write == "key":
+            keyed[w.table].update((tuple(r[k] for k in table.key), r) for r in w.rows)
+        else:  # a scoped table: the later write of a scope replaces the earlier
+            frozen = (w.table, tuple(sorted((k, tuple(v)) for k, v in w.scope.items())))
+            scoped[frozen] = (w.scope, w.rows)
+    first_tables = {name: arrow_rows(name, list(rows.values())) for name, rows in keyed.items() if rows}
+    first_scopes = {}
+    if letters:
+        first_tables["dead_letters"] = arrow_rows("dead_letters", list(letters.values()))
+        first_scopes["dead_letters"] = Scope(values={"source": sorted(letters)})
+    out = [(first_tables, first_scopes)] if first_tables else []
+    for (name, _), (scope, rows) in scoped.items():
+        out.append(({name: arrow_rows(name, rows)} if rows else {}, {name: Scope(values=scope)}))
+    return out
+
+
+def publish_writes(uri: str, run_id: str, writes: list) -> None:
+    """One flush: every publish of the batch in one connection, retried as a whole."""
+    publishes = batch_publishes(writes)
+    if not publishes:
         return
-    scopes = ({"dead_letters": Scope(values={"source": sorted({r["source"] for r in rows})})}
-              if name == "dead_letters" else None)
-    tables = {name: arrow_rows(name, rows)}
-    with_warehouse(uri, lambda wh: wh.publish(run_id, tables, scopes))
+
+    def write(wh):
+        for tables, scopes in publishes:
+            wh.publish(run_id, tables, scopes)
+
+    with_warehouse(uri, write)
+
+
+def upsert(uri: str, run_id: str, name: str, rows: list[dict], scope: dict | None = None) -> None:
+    if rows or scope:
+        publish_writes(uri, run_id, [Write(name, rows, scope)])
 
 
 class WriteToWarehouse(beam.DoFn):
-    """(table name, rows) -> upserted; yields (table name, row count)."""
+    """Writes -> batched publishes at the end of each bundle; yields
+    (table name, rows) per write once flushed."""
 
     def __init__(self, uri: str, run_id: str):
         self.uri, self.run_id = uri, run_id
 
+    def start_bundle(self):
+        self.buffer, self.rows = [], 0
+
     def process(self, element):
-        name, rows = element
-        rows = [dict(r, run_id=self.run_id) for r in rows]
-        upsert(self.uri, self.run_id, name, rows)
-        yield name, len(rows)
+        rows = [dict(r, run_id=self.run_id) for r in element.rows]
+        self.buffer.append(element._replace(rows=rows))
+        self.rows += len(rows)
+        if self.rows >= MAX_BATCH_ROWS:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for out in self._flush():
+            yield GlobalWindows.windowed_value(out)
+
+    def _flush(self):
+        writes, self.buffer, self.rows = self.buffer, [], 0
+        if writes:
+            publish_writes(self.uri, self.run_id, writes)
+        return [(w.table, len(w.rows)) for w in writes]

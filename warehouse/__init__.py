@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 DEFAULT_URI = f"duckdb:///{DEFAULT_PATH}"
 
-__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "Scope", "duckdb_path", "open_warehouse"]
+__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "Scope", "check_uri", "duckdb_path", "open_warehouse"]
 
 
 def duckdb_path(uri: str | None) -> str:
@@ -32,6 +32,23 @@ def duckdb_path(uri: str | None) -> str:
         return uri.removeprefix("duckdb:///") or DEFAULT_PATH
     if uri.startswith("duckdb://"):
         return uri.removeprefix("duckdb://") or DEFAULT_PATH
+    if "://" in uri:  # postgres://x/y once created a DuckDB file named ./postgres:/x/y
+        from pipelines.errors import UsageError
+
+        raise UsageError(f"--warehouse {uri}: unknown scheme {uri.split('://')[0]!r}; use "
+                         "duckdb:///path/file.duckdb or bigquery://PROJECT/DATASET")
+    return uri
+
+
+def check_uri(uri: str) -> str:
+    """``uri`` unchanged if it names a warehouse this package can open."""
+    if str(uri).startswith("bigquery://"):
+        if len(str(uri).removeprefix("bigquery://").strip("/").split("/")) != 2:
+            from pipelines.errors import UsageError
+
+            raise UsageError(f"--warehouse {uri}: write bigquery://PROJECT/DATASET")
+    else:
+        duckdb_path(uri)
     return uri
 
 
@@ -39,6 +56,7 @@ def open_warehouse(uri: str | None = None) -> "DuckDBWarehouse | BigQueryWarehou
     """The warehouse at ``uri`` (a DuckDBWarehouse or a BigQueryWarehouse, same
     methods); call ``ensure_schema`` before writing."""
     if str(uri or "").startswith("bigquery://"):
+        check_uri(uri)
         # Imported here: DuckDB users do not pay for the BigQuery client.
         from warehouse.bigquery_store import BigQueryWarehouse
 

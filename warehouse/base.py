@@ -4,6 +4,7 @@ writing itself."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 
 from warehouse.scope import Scope
@@ -34,8 +35,17 @@ def check_publish(tables: Mapping, scopes: Mapping[str, Scope]) -> None:
             raise ValueError(f"{name} is replaced by key, not by scope")
 
 
+def abandoned_error(max_age: dt.timedelta) -> str:
+    """pipeline_runs.error of a run marked abandoned."""
+    return (f"abandoned: still running {max_age.total_seconds() / 3600:g} h after it started"
+            " (its process died or was killed); marked by a later run")
+
+
 class RunLog:
-    """pipeline_runs bookkeeping common to both engines."""
+    """pipeline_runs bookkeeping common to both engines. Engines also
+    implement ``abandon_stale_runs(max_age) -> [run_id]`` (batch rows left
+    ``running`` longer than max_age become ``abandoned``) and
+    ``run_statuses(run_ids) -> {run_id: status}``."""
 
     def _close_run(self, run_id, status, finished_at, error) -> None:
         raise NotImplementedError
@@ -53,3 +63,8 @@ class RunLog:
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
         self._close_run(run_id, "failed", instant(finished_at, "finished_at") or now(), error)
+
+
+def calendar_json(sources: Mapping[int, str] | None) -> str | None:
+    """pipeline_runs.calendar_sources text: {2027: "config"} -> '{"2027": "config"}'."""
+    return None if sources is None else json.dumps({str(y): s for y, s in sorted(sources.items())})

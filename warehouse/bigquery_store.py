@@ -37,7 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from warehouse.base import RunLog, check_publish
+from warehouse.base import RunLog, abandoned_error, check_publish
+from warehouse.base import calendar_json as _calendar_json
 from warehouse.base import instant as _instant
 from warehouse.base import now as _now
 from warehouse.scope import Scope
@@ -56,7 +57,7 @@ from warehouse.tables import (
 log = logging.getLogger(__name__)
 
 ENDPOINT_ENV = "YIBAO_BIGQUERY_ENDPOINT"
-_URI = re.compile(r"^bigquery://(?P<project>[a-z][a-z0-9.:-]*[a-z0-9])/(?P<dataset>\w+)/?$")
+_URI = re.compile(r"^bigquery://(?P<project>[a-z](?:[a-z0-9.:-]*[a-z0-9])?)/(?P<dataset>\w+)/?$")
 
 # tables.get reports INT64, FLOAT64 and BOOL by their legacy names.
 _LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
@@ -189,6 +190,7 @@ class BigQueryWarehouse(RunLog):
         started_at: dt.datetime,
         as_of: dt.datetime | None,
         options: Mapping[str, Any] | None = None,
+        calendar_sources: Mapping[int, str] | None = None,
     ) -> None:
         """Record the run as running (committed at once, as in DuckDB)."""
         from google.cloud.bigquery import ScalarQueryParameter as P
@@ -199,14 +201,15 @@ class BigQueryWarehouse(RunLog):
         if self._rows(f"SELECT 1 FROM {runs} WHERE run_id = @run_id", [P("run_id", "STRING", run_id)]):
             raise ValueError(f"run {run_id} already exists")
         self._query(
-            f"INSERT INTO {runs} (run_id, pipeline, runner, started_at, status, as_of, options)"
-            " VALUES (@run_id, @pipeline, @runner, @started_at, 'running', @as_of,"
-            " PARSE_JSON(@options, wide_number_mode => 'round'))",
+            f"INSERT INTO {runs} (run_id, pipeline, runner, started_at, status, as_of, options,"
+            " calendar_sources) VALUES (@run_id, @pipeline, @runner, @started_at, 'running',"
+            " @as_of, PARSE_JSON(@options, wide_number_mode => 'round'), PARSE_JSON(@calendar))",
             [P("run_id", "STRING", run_id), P("pipeline", "STRING", pipeline),
              P("runner", "STRING", runner), P("started_at", "TIMESTAMP", started_at),
              P("as_of", "TIMESTAMP", as_of),
              P("options", "STRING", None if options is None
-               else json.dumps(options, default=str, sort_keys=True))],
+               else json.dumps(options, default=str, sort_keys=True)),
+             P("calendar", "STRING", _calendar_json(calendar_sources))],
         )
 
     def _close_run(self, run_id, status, finished_at, error) -> None:
@@ -220,6 +223,33 @@ class BigQueryWarehouse(RunLog):
         )
         if not job.num_dml_affected_rows:
             raise KeyError(f"no pipeline_runs row for run {run_id}")
+
+    def abandon_stale_runs(self, max_age: dt.timedelta) -> list[str]:
+        """As DuckDBWarehouse.abandon_stale_runs: batch rows ``running`` past
+        ``max_age`` become ``abandoned``; returns their run_ids."""
+        from google.cloud.bigquery import ScalarQueryParameter as P
+
+        now = _now()
+        runs = self._t("pipeline_runs")
+        stale = "status = 'running' AND pipeline <> 'stream' AND started_at < @cutoff"
+        params = [P("cutoff", "TIMESTAMP", now - max_age)]
+        # No RETURNING in BigQuery: read the ids, then update exactly those.
+        ids = sorted(r[0] for r in self._rows(f"SELECT run_id FROM {runs} WHERE {stale}", params))
+        if ids:
+            self._query(
+                f"UPDATE {runs} SET status = 'abandoned', finished_at = @now, error = @error"
+                f" WHERE {stale} AND run_id IN UNNEST(@ids)",
+                [*params, P("now", "TIMESTAMP", now), P("error", "STRING", abandoned_error(max_age)),
+                 _array("ids", ids)])
+        return ids
+
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """run_id -> status for those of ``run_ids`` this warehouse knows."""
+        if not run_ids:
+            return {}
+        return dict(tuple(r) for r in self._rows(
+            f"SELECT run_id, status FROM {self._t('pipeline_runs')} WHERE run_id IN UNNEST(@ids)",
+            [_array("ids", list(run_ids))]))
 
     # --- publish -----------------------------------------------------------
 
@@ -325,6 +355,12 @@ class BigQueryWarehouse(RunLog):
                     f" VALUES ({', '.join(values)})"]
         delete = f"DELETE FROM {target} WHERE {scope_pred if t.write == 'scope' else 'TRUE'}"
         return [delete] + ([insert] if stage else [])
+
+
+def _array(name: str, values: list[str]):
+    from google.cloud.bigquery import ArrayQueryParameter
+
+    return ArrayQueryParameter(name, "STRING", values)
 
 
 def _value(column: Column) -> str:

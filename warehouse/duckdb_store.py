@@ -8,13 +8,20 @@ replaces it, so re-runs are idempotent (WAREHOUSE.md "Semantics").
 
 No connection may download an extension: json, icu and parquet are built
 into the duckdb wheel, and auto-install / auto-load are switched off.
+
+One process at a time may write the file. A writer finding it locked (an
+idle ``yibao query`` session, a report) waits with backoff up to
+``YIBAO_LOCK_WAIT_SECONDS`` (default 60), then stops naming the holder.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -22,11 +29,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from warehouse.base import RunLog, check_publish
+from warehouse.base import RunLog, abandoned_error, check_publish
+from warehouse.base import calendar_json as _calendar_json
 from warehouse.base import instant as _instant
 from warehouse.base import now as _now
 from warehouse.scope import Scope
-from warehouse.tables import DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, views
+from warehouse.tables import BACKFILL, DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, views
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +42,82 @@ DEFAULT_PATH = "var/warehouse.duckdb"
 NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
-def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection that never fetches extensions; instants shown in UTC."""
-    con = duckdb.connect(path, read_only=read_only, config=dict(NO_DOWNLOADS))
+LOCK_WAIT_ENV = "YIBAO_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT = 60.0
+
+
+def connect(path: str = ":memory:", read_only: bool = False,
+            lock_wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection that never fetches extensions; instants shown in UTC.
+
+    Writing (not ``read_only``), a file locked by another process is retried
+    for up to ``lock_wait`` seconds (default: $YIBAO_LOCK_WAIT_SECONDS, else
+    60); then a UsageError names the process holding it. A reader fails at
+    once, as DuckDB says.
+    """
+    if lock_wait is None:
+        lock_wait = _lock_wait_from_env()
+    deadline, pause = time.monotonic() + lock_wait, 0.1
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only, config=dict(NO_DOWNLOADS))
+            break
+        except duckdb.IOException as e:
+            if read_only or "Could not set lock" not in str(e):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise _locked(path, str(e), lock_wait) from None
+            if pause == 0.1:
+                log.warning("%s is locked by %s: waiting up to %.0f s", path, _holder(str(e)),
+                            lock_wait)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def _lock_wait_from_env() -> float:
+    raw = os.environ.get(LOCK_WAIT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_LOCK_WAIT
+    except ValueError:
+        from pipelines.errors import UsageError
+
+        raise UsageError(f"{LOCK_WAIT_ENV}={raw!r}: give a number of seconds") from None
+
+
+def _holder(message: str) -> str:
+    """'PID 1234 (its command line)' from DuckDB's lock error, when it says."""
+    m = re.search(r"\(PID (\d+)\)", message)
+    if not m:
+        return "another process"
+    pid = m[1]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = " ".join(f.read().decode("utf-8", "replace").replace("\0", " ").split())
+    except OSError:  # gone, another machine's /proc, or not Linux
+        cmd = ""
+    if len(cmd) > 160:
+        cmd = cmd[:157] + "..."
+    return f"PID {pid} ({cmd})" if cmd else f"PID {pid}"
+
+
+def _locked(path: str, message: str, waited: float):
+    from pipelines.errors import UsageError
+
+    return UsageError(f"the warehouse {path} is locked by {_holder(message)}, still after "
+                      f"{waited:.0f} s: end that session (e.g. leave `yibao query`) and run again, "
+                      f"or wait longer with {LOCK_WAIT_ENV}")
 
 
 
 
 class DuckDBWarehouse(RunLog):
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, lock_wait: float | None = None):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = connect(self.path)
+        self.con = connect(self.path, lock_wait=lock_wait)
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({self.path!r})"
@@ -75,9 +144,11 @@ class DuckDBWarehouse(RunLog):
         with self._transaction():
             for name in TABLES:
                 self.con.execute(duckdb_ddl(name))
+            self._add_new_columns()
+            self._check_columns()
+            for name in TABLES:
                 for stmt in duckdb_comments(name):
                     self.con.execute(stmt)
-            self._check_columns()
             if indicator_codes is None:
                 indicator_codes = [
                     r[0]
@@ -87,6 +158,29 @@ class DuckDBWarehouse(RunLog):
                 ]
             for name, sql in views(lambda t: t, indicator_codes).items():
                 self.con.execute(f"CREATE OR REPLACE VIEW {name} AS\n{sql}")
+
+    def _add_new_columns(self) -> None:
+        """The one migration done silently: nullable columns that tables.py
+        appends to a table (a newer release) are added to an older file, so
+        an upgrade keeps its history.  Anything else still fails the check."""
+        have: dict[str, list[str]] = {}
+        for table, column in self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+        ).fetchall():
+            have.setdefault(table, []).append(column)
+        for name, t in TABLES.items():
+            names = [c.name for c in t.columns]
+            old = have.get(name, names)
+            if len(old) < len(names) and names[: len(old)] == old:
+                for c in t.columns[len(old):]:
+                    fill = BACKFILL.get((name, c.name))
+                    if not c.nullable and fill is None:
+                        break
+                    self.con.execute(f"ALTER TABLE {name} ADD COLUMN {c.name} {DUCKDB_TYPES[c.type]}")
+                    if fill is not None:  # a NOT NULL column with the value older rows get
+                        self.con.execute(f"UPDATE {name} SET {c.name} = ?", [fill])
+                        self.con.execute(f"ALTER TABLE {name} ALTER COLUMN {c.name} SET NOT NULL")
 
     def _check_columns(self) -> None:
         rows = self.con.execute(
@@ -113,8 +207,10 @@ class DuckDBWarehouse(RunLog):
         started_at: dt.datetime,
         as_of: dt.datetime | None,
         options: Mapping[str, Any] | None = None,
+        calendar_sources: Mapping[int, str] | None = None,
     ) -> None:
-        """Record the run as running; committed at once."""
+        """Record the run as running; committed at once. ``calendar_sources``:
+        year -> the working-day calendar serving it (pipelines.config)."""
         _instant(started_at, "started_at")
         _instant(as_of, "as_of")
         with self._transaction():
@@ -124,7 +220,7 @@ class DuckDBWarehouse(RunLog):
                 raise ValueError(f"run {run_id} already exists")
             self.con.execute(
                 "INSERT INTO pipeline_runs (run_id, pipeline, runner, started_at, status,"
-                " as_of, options) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                " as_of, options, calendar_sources) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                 [
                     run_id,
                     pipeline,
@@ -132,6 +228,7 @@ class DuckDBWarehouse(RunLog):
                     started_at,
                     as_of,
                     None if options is None else json.dumps(options, default=str, sort_keys=True),
+                    _calendar_json(calendar_sources),
                 ],
             )
 
@@ -144,6 +241,47 @@ class DuckDBWarehouse(RunLog):
             ).fetchall()
             if not done:
                 raise KeyError(f"no pipeline_runs row for run {run_id}")
+
+    def abandon_stale_runs(self, max_age: dt.timedelta) -> list[str]:
+        """Batch runs still ``running`` that started more than ``max_age`` ago
+        become ``abandoned`` (their process died); returns their run_ids.
+        A streaming job's row stays running: it runs for as long as it runs."""
+        now = _now()
+        with self._transaction():
+            rows = self.con.execute(
+                "UPDATE pipeline_runs SET status = 'abandoned', finished_at = ?, error = ?"
+                " WHERE status = 'running' AND pipeline <> 'stream' AND started_at < ?"
+                " RETURNING run_id",
+                [now, abandoned_error(max_age), now - max_age],
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def abandon_dead_local_runs(self, host: str, alive: Callable[[int], bool]) -> list[str]:
+        """Batch runs still ``running`` whose launcher ran on ``host`` (recorded
+        in options as launcher_host / launcher_pid) and whose process is gone
+        (a SIGKILL, a power cut) become ``abandoned`` now, not after max_age:
+        a local run is its launcher's process."""
+        rows = self.con.execute(
+            "SELECT run_id, CAST(json_extract_string(options, '$.launcher_pid') AS BIGINT)"
+            " FROM pipeline_runs WHERE status = 'running' AND pipeline <> 'stream'"
+            " AND json_extract_string(options, '$.launcher_host') = ?", [host]).fetchall()
+        dead = sorted(run_id for run_id, pid in rows if pid is not None and not alive(pid))
+        if dead:
+            with self._transaction():
+                self.con.execute(
+                    "UPDATE pipeline_runs SET status = 'abandoned', finished_at = ?, error = ?"
+                    " WHERE status = 'running' AND list_contains(?, run_id)",
+                    [_now(), "abandoned: its launcher process is gone (killed); marked by a later run",
+                     dead])
+        return dead
+
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """run_id -> status for those of ``run_ids`` this warehouse knows."""
+        rows = self.con.execute(
+            "SELECT run_id, status FROM pipeline_runs WHERE list_contains(?, run_id)",
+            [list(run_ids)],
+        ).fetchall()
+        return dict(rows)
 
     # --- publish -----------------------------------------------------------
 

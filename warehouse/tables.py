@@ -132,6 +132,14 @@ _PERIOD = (
     NN("period_end", "DATE", "last business date of the period, inclusive"),
 )
 _PERIOD_KEY = ("period_type", "period_start", "period_end")
+#: Appended to the quality tables when the stream began writing them (issue
+#: 20): a file from before gets it with BACKFILL's value (only nightly runs
+#: wrote quality rows then).
+_PIPELINE = NN("pipeline", "STRING", "nightly | stream: the pipeline that wrote the row")
+#: NOT NULL columns a newer release appends, with the value the rows of an
+#: older warehouse get (warehouse/duckdb_store.py ``_add_new_columns``).
+BACKFILL: dict[tuple[str, str], str] = {("quality_rule_results", "pipeline"): "nightly",
+                                        ("quality_failures", "pipeline"): "nightly"}
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -155,6 +163,13 @@ TABLES: dict[str, Table] = {
                 NN("pipeline", "STRING", "nightly | stream"),
                 _RUN_ID,
                 _COMPUTED_AT,
+                # Last: an older warehouse file gains it on its next run (a nullable
+                # column appended is the one migration done silently).
+                C("provisional", "BOOL",
+                  "true while later events can still change the row at as_of: the period has"
+                  " not ended, or a due window deciding the numerator is still open (I13: a"
+                  " settlement whose 30 days have not passed; cases: an open case not yet due);"
+                  " null in a row written before the column existed"),
             ),
             key=("indicator_code", "region_code", *_PERIOD_KEY, "pipeline"),
             partition_month="period_start",
@@ -174,8 +189,9 @@ TABLES: dict[str, Table] = {
                 C("pass_rate", "FLOAT64", "1 - failed / checked; null when checked is 0"),
                 _RUN_ID,
                 _COMPUTED_AT,
+                _PIPELINE,
             ),
-            key=("rule_id", "stream", "region_code", *_PERIOD_KEY),
+            key=("rule_id", "stream", "region_code", *_PERIOD_KEY, "pipeline"),
         ),
         Table(
             "quality_failures",
@@ -188,6 +204,10 @@ TABLES: dict[str, Table] = {
                 C("business_date", "DATE", "Asia/Shanghai business date of the record"),
                 C("details", "JSON", "offending values, personal fields masked"),
                 _RUN_ID,
+                _PIPELINE,
+                C("fixmedins_code", "STRING",
+                  "dim_institution.fixmedins_code of a settlement or settlement list; null for other streams"),
+                C("matter_code", "STRING", "dim_matter.matter_code of a filing case; null for other streams"),
             ),
             write="scope",
         ),
@@ -215,10 +235,13 @@ TABLES: dict[str, Table] = {
                 NN("runner", "STRING", "Beam runner"),
                 NN("started_at", "TIMESTAMP", "start of the run"),
                 C("finished_at", "TIMESTAMP", "end of the run; null while running"),
-                NN("status", "STRING", "running | succeeded | failed"),
+                NN("status", "STRING", "running | succeeded | failed | abandoned"),
                 C("as_of", "TIMESTAMP", "the run's cut-off instant"),
                 C("options", "JSON", "the run's options"),
                 C("error", "STRING", "why the run failed (not in WAREHOUSE.md's list: added)"),
+                C("calendar_sources", "JSON",
+                  "working-day calendar of each year in scope, year -> config | chinesecalendar"
+                  " | weekdays (no official calendar: Monday-Friday); null for a streaming job"),
             ),
             key=("run_id",),
         ),
@@ -298,6 +321,92 @@ TABLES: dict[str, Table] = {
             ),
             key=("rule_id",),
             write="all",
+        ),
+        Table(
+            "indicator_breakdown",
+            "indicator_values split by institution or service matter; per (indicator, region,"
+            " period, pipeline, dimension) the members' numerators and denominators add up"
+            " exactly to the indicator_values row.",
+            (
+                NN("indicator_code", "STRING", "dim_indicator.indicator_code, e.g. I13"),
+                NN("region_code", "STRING", "dim_region.region_code"),
+                NN("region_level", "STRING", "county | pooling | province"),
+                *_PERIOD,
+                NN("pipeline", "STRING", "nightly | stream"),
+                NN("dimension", "STRING", "institution | matter"),
+                NN("member_code", "STRING",
+                   "dim_institution.fixmedins_code (institution) or dim_matter.matter_code (matter);"
+                   " '(none)' for records without one"),
+                C("numerator", DECIMAL, "the member's part of the indicator_values numerator (exact)"),
+                C("denominator", DECIMAL, "the member's part of the indicator_values denominator (exact)"),
+                C("value", "FLOAT64", "the member's own numerator / denominator; null when 0/0"),
+                C("target", "FLOAT64", "the region's target (as indicator_values.target)"),
+                C("shortfall", DECIMAL,
+                  "how much of the member's numerator would have to change for its own value to meet"
+                  " the target: records (cases, matters, days) rounded up, or yuan rounded up to a"
+                  " cent for money indicators; 0 when it meets it; null without a target"),
+                C("shortfall_share", "FLOAT64",
+                  "the member's share of the region's miss: shortfall / sum of its members'"
+                  " shortfalls; null when the region meets its target"),
+                C("region_shortfall", DECIMAL,
+                  "how much of the region's numerator would have to change for the region to meet"
+                  " the target (same rounding); 0 when it meets it; null without a target or when 0/0"),
+                _RUN_ID,
+                _COMPUTED_AT,
+            ),
+            # Unique, but replaced by scope: a member that drops out of a period on
+            # a re-run must not leave its old row behind (the sums would break).
+            key=("indicator_code", "region_code", *_PERIOD_KEY, "pipeline", "dimension", "member_code"),
+            write="scope",
+            partition_month="period_start",
+            cluster_by=("indicator_code", "region_code", "member_code"),
+        ),
+        Table(
+            "dim_institution",
+            "Designated institutions (两定机构): institutions.csv, plus every fixmedins_code seen"
+            " in the data (in_reference false), so every breakdown member resolves to a name.",
+            (
+                NN("fixmedins_code", "STRING", "institution code (H… hospital, P… pharmacy)"),
+                NN("name", "STRING", "institution name; for a code not in the reference, a label saying so"),
+                C("level", "STRING", "grade (e.g. 三级甲等); null when not in the reference"),
+                C("type", "STRING", "H (hospital) | P (pharmacy); from the code's first letter when"
+                  " not in the reference"),
+                C("region_code", "STRING", "region of the institution (county, or city for 市本级);"
+                  " when not in the reference, the region code embedded in the fixmedins_code if it is"
+                  " a known region"),
+                C("pooling_code", "STRING", "pooling region (统筹地区) of region_code"),
+                NN("in_reference", "BOOL", "false for a code seen in the data but absent from institutions.csv"),
+            ),
+            key=("fixmedins_code",),
+        ),
+        Table(
+            "dim_matter",
+            "Service matters (matters.csv), plus every matter_code seen in the data (in_reference false).",
+            (
+                NN("matter_code", "STRING", "matter code, e.g. MANUAL_REIMB"),
+                NN("name", "STRING", "matter name; for a code not in the reference, a label saying so"),
+                NN("in_reference", "BOOL", "false for a code seen in the data but absent from matters.csv"),
+            ),
+            key=("matter_code",),
+        ),
+        Table(
+            "manual_evidence",
+            "Plan indicators that data cannot compute (and sub-items such as 12(1)), judged from"
+            " documents, surveys and on-site checks; loaded by yibao evidence load from the file the"
+            " agency fills in, replaced by (region_code, year, indicator_code).",
+            (
+                NN("region_code", "STRING", "dim_region.region_code"),
+                NN("year", "INT64", "evaluation year"),
+                NN("indicator_code", "STRING",
+                   "plan number of the indicator ('12') or sub-item ('12(1)'), as in the plan (seed 000)"),
+                C("value", "FLOAT64", "the figure found (a rate on the scale of 0..1, a count, ...)"),
+                C("score", "FLOAT64", "the score given or claimed"),
+                C("evidence", "STRING", "what the evidence shows (text)"),
+                C("attachments", "JSON", "array of attachment names or links"),
+                C("entered_by", "STRING", "who filled in the row"),
+                C("entered_at", "TIMESTAMP", "when it was filled in (or loaded)"),
+            ),
+            key=("region_code", "year", "indicator_code"),
         ),
     )
 }
@@ -450,8 +559,46 @@ def view_region_scorecard(ref: Callable[[str], str], indicator_codes: Sequence[s
     )
 
 
+_VALUE_KEY = ("indicator_code", "region_code", "period_type", "period_start", "period_end", "pipeline")
+
+
+def view_indicator_shortfall(ref: Callable[[str], str]) -> str:
+    """Per missed (indicator, region, period, pipeline): the members
+    (institutions or matters) with a shortfall, ranked by it, with names.
+
+    ``region_shortfall`` is what the region lacks (records, or yuan for the
+    money indicators); a member's ``shortfall`` is what it lacks to meet the
+    target itself and ``shortfall_share`` its part of the members' total, so
+    ``shortfall_rank`` 1 is the member that contributes most to the miss.
+    Members meeting the target (shortfall 0) are left out.
+    """
+    on = " AND ".join(f"v.{k} = b.{k}" for k in _VALUE_KEY)
+    part = ", ".join(f"b.{k}" for k in (*_VALUE_KEY, "dimension"))
+    return (
+        "SELECT b.indicator_code, i.name_zh AS indicator_name_zh, i.name_en AS indicator_name_en,\n"
+        "  b.region_code, r.name AS region_name, b.region_level, r.pooling_code,\n"
+        "  b.period_type, b.period_start, b.period_end, b.pipeline,\n"
+        "  v.numerator AS region_numerator, v.denominator AS region_denominator,\n"
+        "  v.value AS region_value, v.target, v.direction, b.region_shortfall,\n"
+        "  b.dimension, b.member_code, COALESCE(inst.name, m.name) AS member_name,\n"
+        "  inst.level AS institution_level, inst.type AS institution_type,\n"
+        "  b.numerator, b.denominator, b.value, b.shortfall, b.shortfall_share,\n"
+        f"  ROW_NUMBER() OVER (PARTITION BY {part}\n"
+        "    ORDER BY b.shortfall DESC, b.denominator DESC, b.member_code) AS shortfall_rank\n"
+        f"FROM {ref('indicator_breakdown')} AS b\n"
+        f"JOIN {ref('indicator_values')} AS v ON {on}\n"
+        f"LEFT JOIN {ref('dim_indicator')} AS i ON i.indicator_code = b.indicator_code\n"
+        f"LEFT JOIN {ref('dim_region')} AS r ON r.region_code = b.region_code\n"
+        f"LEFT JOIN {ref('dim_institution')} AS inst\n"
+        "  ON b.dimension = 'institution' AND inst.fixmedins_code = b.member_code\n"
+        f"LEFT JOIN {ref('dim_matter')} AS m ON b.dimension = 'matter' AND m.matter_code = b.member_code\n"
+        "WHERE v.meets_target = FALSE AND b.shortfall > 0"
+    )
+
+
 def views(ref: Callable[[str], str], indicator_codes: Sequence[str]) -> dict[str, str]:
     return {
         "v_indicator_latest": view_indicator_latest(ref),
         "v_region_scorecard": view_region_scorecard(ref, indicator_codes),
+        "v_indicator_shortfall": view_indicator_shortfall(ref),
     }

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS `yibao.indicator_values` (
   as_of TIMESTAMP NOT NULL OPTIONS(description="the run's cut-off instant"),
   pipeline STRING NOT NULL OPTIONS(description="nightly | stream"),
   run_id STRING NOT NULL OPTIONS(description="pipeline_runs.run_id (UUID) of the run that wrote the row"),
-  computed_at TIMESTAMP NOT NULL OPTIONS(description="when the run published the row")
+  computed_at TIMESTAMP NOT NULL OPTIONS(description="when the run published the row"),
+  provisional BOOL OPTIONS(description="true while later events can still change the row at as_of: the period has not ended, or a due window deciding the numerator is still open (I13: a settlement whose 30 days have not passed; cases: an open case not yet due); null in a row written before the column existed")
 )
 PARTITION BY DATE_TRUNC(period_start, MONTH)
 CLUSTER BY indicator_code, region_code

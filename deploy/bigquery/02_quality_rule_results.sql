@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS `yibao.quality_rule_results` (
   failed INT64 NOT NULL OPTIONS(description="records failing the rule"),
   pass_rate FLOAT64 OPTIONS(description="1 - failed / checked; null when checked is 0"),
   run_id STRING NOT NULL OPTIONS(description="pipeline_runs.run_id (UUID) of the run that wrote the row"),
-  computed_at TIMESTAMP NOT NULL OPTIONS(description="when the run published the row")
+  computed_at TIMESTAMP NOT NULL OPTIONS(description="when the run published the row"),
+  pipeline STRING NOT NULL OPTIONS(description="nightly | stream: the pipeline that wrote the row")
 )
 OPTIONS(description="Per rule, region and period: records checked and failed (QUALITY_RULES.md Results).");

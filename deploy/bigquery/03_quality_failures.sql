@@ -6,6 +6,9 @@ CREATE TABLE IF NOT EXISTS `yibao.quality_failures` (
   region_code STRING OPTIONS(description="region the record is attributed to"),
   business_date DATE OPTIONS(description="Asia/Shanghai business date of the record"),
   details JSON OPTIONS(description="offending values, personal fields masked"),
-  run_id STRING NOT NULL OPTIONS(description="pipeline_runs.run_id (UUID) of the run that wrote the row")
+  run_id STRING NOT NULL OPTIONS(description="pipeline_runs.run_id (UUID) of the run that wrote the row"),
+  pipeline STRING NOT NULL OPTIONS(description="nightly | stream: the pipeline that wrote the row"),
+  fixmedins_code STRING OPTIONS(description="dim_institution.fixmedins_code of a settlement or settlement list; null for other streams"),
+  matter_code STRING OPTIONS(description="dim_matter.matter_code of a filing case; null for other streams")
 )
 OPTIONS(description="One row per record and failed rule; personal fields masked, psn_no pseudonymised.");

@@ -5,9 +5,10 @@ CREATE TABLE IF NOT EXISTS `yibao.pipeline_runs` (
   runner STRING NOT NULL OPTIONS(description="Beam runner"),
   started_at TIMESTAMP NOT NULL OPTIONS(description="start of the run"),
   finished_at TIMESTAMP OPTIONS(description="end of the run; null while running"),
-  status STRING NOT NULL OPTIONS(description="running | succeeded | failed"),
+  status STRING NOT NULL OPTIONS(description="running | succeeded | failed | abandoned"),
   as_of TIMESTAMP OPTIONS(description="the run's cut-off instant"),
   options JSON OPTIONS(description="the run's options"),
-  error STRING OPTIONS(description="why the run failed (not in WAREHOUSE.md's list: added)")
+  error STRING OPTIONS(description="why the run failed (not in WAREHOUSE.md's list: added)"),
+  calendar_sources JSON OPTIONS(description="working-day calendar of each year in scope, year -> config | chinesecalendar | weekdays (no official calendar: Monday-Friday); null for a streaming job")
 )
 OPTIONS(description="One row per pipeline run; a streaming job has one row, status running.");

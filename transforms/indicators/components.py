@@ -1,10 +1,15 @@
 """Indicator components at attribution level, as DuckDB SQL.
 
 Each function reads the prepared relations of one stream family and
-returns ``Component`` rows: (indicator, attribution code, month, parts).
-The attribution code is the raw region column named by INDICATORS.md
-("region by"); ``rollup`` maps it to county / pooling region / province
-and builds MONTH and YTD rows.  Parts are exact (Decimal / int).
+returns ``Component`` rows: (indicator, attribution code, month, parts,
+member).  The attribution code is the raw region column named by
+INDICATORS.md ("region by"); ``rollup`` maps it to county / pooling region /
+province and builds MONTH and YTD rows.  Parts are exact (Decimal / int).
+The SQL of the indicators catalog.BREAKDOWN splits groups by one more key,
+the member (fixmedins_code or matter_code); those rows stay in DuckDB, in
+the temp table ``member_parts``, and the Components returned are their exact
+sums per attribution code and month: indicator_values and
+indicator_breakdown (transforms.breakdown) add up the same rows.
 
 Relations expected on the connection (``transforms.prepare`` makes them):
 ``setl`` (latest settlement versions at as_of with verdicts and derived
@@ -22,6 +27,7 @@ from decimal import Decimal
 import duckdb
 
 from transforms.context import RunContext
+from transforms.indicators.catalog import BREAKDOWN
 
 INPATIENT_CATEGORIES = ("21", "22", "23", "24", "25", "26", "28", "52")
 ONLINE_CHANNELS = ("ONLINE", "MOBILE")
@@ -33,14 +39,40 @@ class Component:
     attr: str | None  # raw region code the record is attributed by
     month: dt.date  # first day of the business month (or the stock's snapshot month)
     parts: dict  # {"num": …, "den": …} or C01's four parts
+    member: str | None = None  # fixmedins_code / matter_code (NO_MEMBER if null); None = all members
+
+
+#: The member of records whose fixmedins_code / matter_code is null (a key
+#: column of indicator_breakdown cannot be null; dim_institution names it).
+NO_MEMBER = "(none)"
+#: Temp table of the member-level components (code, attr, month, member, num, den).
+MEMBER_PARTS = "member_parts"
+
+
+def reset_member_parts(con: duckdb.DuckDBPyConnection) -> None:
+    """An empty ``member_parts``: call before computing a run's (or a pane's) components."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {MEMBER_PARTS} (code VARCHAR, attr VARCHAR, month DATE, "
+                "member VARCHAR, num DECIMAL(38,6), den DECIMAL(38,6))")
 
 
 def sql_list(values) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) or "NULL"
 
 
+def member_sql(column: str) -> str:
+    return f"coalesce({column}, '{NO_MEMBER}') AS member"
+
+
 def _rows(con: duckdb.DuckDBPyConnection, code: str, sql: str) -> list[Component]:
-    """Run ``sql`` (columns attr, month, num, den) into Components."""
+    """Run ``sql`` (columns attr, month, num, den, and member for a split
+    indicator) into Components; a split indicator's rows go to
+    ``member_parts`` and come back summed over members."""
+    if code in BREAKDOWN:
+        con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {MEMBER_PARTS} (code VARCHAR, attr VARCHAR, "
+                    "month DATE, member VARCHAR, num DECIMAL(38,6), den DECIMAL(38,6))")
+        con.execute(f"INSERT INTO {MEMBER_PARTS} SELECT '{code}', attr, month, member, "
+                    f"coalesce(num, 0), coalesce(den, 0) FROM ({sql})")
+        sql = f"SELECT attr, month, sum(num), sum(den) FROM {MEMBER_PARTS} WHERE code = '{code}' GROUP BY ALL"
     out = []
     for attr, month, num, den in con.sql(sql).fetchall():
         out.append(Component(code, attr, month, {"num": Decimal(num or 0), "den": Decimal(den or 0)}))
@@ -48,7 +80,8 @@ def _rows(con: duckdb.DuckDBPyConnection, code: str, sql: str) -> list[Component
 
 
 def _ratio(attr: str, where: str, num: str, den: str, relation: str = "setl_biz") -> str:
-    return f"""SELECT {attr} AS attr, month, {num} AS num, {den} AS den
+    """Per institution: every settlement indicator is split by fixmedins_code."""
+    return f"""SELECT {attr} AS attr, month, {num} AS num, {den} AS den, {member_sql('fixmedins_code')}
                FROM {relation} WHERE {where} GROUP BY ALL"""
 
 
@@ -83,7 +116,7 @@ def settlement_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> li
     out += _rows(con, "I13", f"""
         SELECT s.fix_blng_admdvs AS attr, s.month,
                count(*) FILTER (l.first_upload <= s.setl_time + INTERVAL {days} DAY) AS num,
-               count(*) AS den
+               count(*) AS den, {member_sql('s.fixmedins_code')}
         FROM setl_biz s LEFT JOIN lists_first l USING (setl_id)
         WHERE s.setl_type = '2' AND (s._inpatient OR s._category = '14') AND s._local_inst
           AND NOT (s.setl_time + INTERVAL {days} DAY > {as_of} AND l.first_upload IS NULL)
@@ -117,13 +150,14 @@ def _completion(where: str, n_expr: str, as_of_date: dt.date) -> str:
     """Case-completion rule: completed in period (on time or not) plus cases
     open at as_of whose deadline falls in the period before as_of's date."""
     return f"""
-        SELECT insu_admdvs AS attr, month, sum(on_time) AS num, count(*) AS den FROM (
+        SELECT insu_admdvs AS attr, month, sum(on_time) AS num, count(*) AS den,
+               {member_sql('matter_code')} FROM (
           SELECT c.insu_admdvs, CAST(date_trunc('month', c._completed_date) AS DATE) AS month,
-                 CAST(c._completed_date <= d.deadline AS INT) AS on_time
+                 CAST(c._completed_date <= d.deadline AS INT) AS on_time, c.matter_code
           FROM cases_biz c JOIN deadlines d ON d.start = c._submitted_date AND d.n = {n_expr}
           WHERE c.status = 'COMPLETED' AND {where}
           UNION ALL
-          SELECT c.insu_admdvs, CAST(date_trunc('month', d.deadline) AS DATE), 0
+          SELECT c.insu_admdvs, CAST(date_trunc('month', d.deadline) AS DATE), 0, c.matter_code
           FROM cases_biz c JOIN deadlines d ON d.start = c._submitted_date AND d.n = {n_expr}
           WHERE c.status IN ('SUBMITTED', 'ACCEPTED') AND {where}
             AND d.deadline < DATE '{as_of_date.isoformat()}'
@@ -149,17 +183,19 @@ def case_components(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> list[Com
     out += _rows(con, "I24", _completion("TRUE", n["I24"], ctx.as_of_date))
     out += _rows(con, "S03", _completion("c.matter_code = 'MANUAL_REIMB'", n["S03"], ctx.as_of_date))
     out += _rows(con, "S04", _completion("c.matter_code = 'TRANSFER'", n["S04"], ctx.as_of_date))
+    matter = member_sql("matter_code")
     completed = "SELECT *, CAST(date_trunc('month', _completed_date) AS DATE) AS month FROM cases_biz WHERE status = 'COMPLETED'"
     out += _rows(con, "I25", f"""
         SELECT insu_admdvs AS attr, month, count(*) FILTER (channel IN ({online})) AS num,
-               count(*) AS den
+               count(*) AS den, {matter}
         FROM ({completed}) WHERE _online_capable GROUP BY ALL""")
     out += _rows(con, "I26", f"""
-        SELECT insu_admdvs AS attr, month, count(*) FILTER (rating >= 4) AS num, count(*) AS den
+        SELECT insu_admdvs AS attr, month, count(*) FILTER (rating >= 4) AS num, count(*) AS den,
+               {matter}
         FROM ({completed}) WHERE rating IS NOT NULL GROUP BY ALL""")
     out += _rows(con, "S02", f"""
         SELECT insu_admdvs AS attr, month, count(*) FILTER (channel IN ({online})) AS num,
-               count(*) AS den
+               count(*) AS den, {matter}
         FROM ({completed}) GROUP BY ALL""")
     return out
 

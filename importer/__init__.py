@@ -1,0 +1,1 @@
+"""`yibao import`: CSV / Excel / Parquet exports -> contract Avro (docs/IMPORT.md)."""
