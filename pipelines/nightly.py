@@ -193,11 +193,16 @@ def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str
          | "RemoveStaging" >> beam.ParDo(RemoveStaging(staging_dir)))
 
 
-def make_context(opts: NightlyOptions) -> RunContext:
-    """The run's context from its options (reference and config loaded)."""
+def _when(opts: NightlyOptions):
+    """as_of, config and months of a run, checked (one line per mistake)."""
     as_of = checks.as_of(opts.as_of)
     config = load_config(opts.config)
-    months = checks.months(opts.months, as_of, int(config.parameters.get("max_months", 60)))
+    return as_of, config, checks.months(opts.months, as_of, int(config.parameters.get("max_months", 60)))
+
+
+def make_context(opts: NightlyOptions) -> RunContext:
+    """The run's context from its options (reference and config loaded)."""
+    as_of, config, months = _when(opts)
     ref = reference.load(opts.reference or FileSystems.join(opts.input, "reference"))
     return RunContext(ref=ref, config=config, as_of=as_of, months=months)
 
@@ -242,9 +247,7 @@ def run(argv: list[str] | None = None) -> str:
     options.view_as(SetupOptions).save_main_session = False
     runner_name = str(options.view_as(StandardOptions).runner or "FnApiRunner")
     dry_run = bool(options.view_as(TestOptions).dry_run)
-    as_of = checks.as_of(opts.as_of)
-    config = load_config(opts.config)
-    months = checks.months(opts.months, as_of, int(config.parameters.get("max_months", 60)))
+    as_of, config, months = _when(opts)
     allowed = checks.allow_empty(opts.allow_empty)
     privacy.require_key(allow_demo=opts.allow_demo_key)
     check_uri(opts.warehouse)  # an unknown scheme fails here, before any row
@@ -266,7 +269,7 @@ def run(argv: list[str] | None = None) -> str:
     if not dry_run:
         begin(opts.warehouse, run_id, "nightly", runner_name, as_of, recorded,
               calendar_sources(config, calendar_years(months, business_date(as_of))))
-        _sweep(opts.warehouse, staging_root, run_id, config)
+        _sweep(opts.warehouse, staging_root, config)
     job_ended, result = True, None
     try:
         ref = reference.load(opts.reference or FileSystems.join(opts.input, "reference"))
@@ -329,9 +332,10 @@ def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptio
         raise UsageError(str(e)) from None
 
 
-def _sweep(uri: str, staging_root: str, run_id: str, config) -> None:
-    """Rows of runs that died still ``running`` past ``run_max_age_hours``
-    become ``abandoned``; local staging folders of ended runs go."""
+def _sweep(uri: str, staging_root: str, config) -> None:
+    """Rows of runs that died still ``running`` (past ``run_max_age_hours``,
+    or a local launcher that is gone) become ``abandoned``; local staging
+    folders of ended runs go."""
     from warehouse import open_warehouse
 
     hours = float(config.parameters.get("run_max_age_hours", 24))
@@ -340,7 +344,7 @@ def _sweep(uri: str, staging_root: str, run_id: str, config) -> None:
         if hasattr(wh, "abandon_dead_local_runs"):  # a local warehouse: its runs are local processes
             abandoned += wh.abandon_dead_local_runs(socket.gethostname(), _alive)
         if abandoned:
-            log.warning("marked %d run(s) left running for over %g h as abandoned: %s",
+            log.warning("marked %d run(s) abandoned (killed, or running for over %g h): %s",
                         len(abandoned), hours, ", ".join(abandoned))
         sweep_staging(staging_root, wh.run_statuses, hours)
 

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest_bigquery import stop_emulator as stop_server  # terminate, then kill
+
 STARTUP_SECONDS = 20
 
 
@@ -69,16 +71,6 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
             raise RuntimeError("fake-gcs-server did not start:\n"
                                + (workdir / "fake-gcs-server.log").read_text()[-3000:])
         time.sleep(0.05)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _send_batch_one_by_one(self, raise_exception=True):

@@ -2,6 +2,7 @@
 (HTTP and SMTP on 127.0.0.1 only), debounce, recovery and failed channels."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -69,15 +70,25 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def http_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]):
+    """A real HTTP server with ``handler`` on 127.0.0.1: (server, url); the
+    handler appends what it receives to ``server.received``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_server():
+    with serving(Receiver) as served:
+        yield served
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -31,6 +30,7 @@ from tests.test_alerting import (  # noqa: F401 - no_proxy: an autouse fixture
     no_proxy,
     only,
     rule_row,
+    serving,
     stream_row,
 )
 from warehouse.duckdb_store import connect
@@ -74,13 +74,8 @@ def wh_path(tmp_path):
 
 @pytest.fixture
 def robot():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Robot)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Robot) as served:
+        yield served
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ import schemas
 from pipelines import nightly
 from tests.builders import copy_reference, settlement, utc
 from tests.builders import write_avro as write_records
+from tests.test_decode import write_avro as write_blocks
 from tests.test_decode import zigzag
 from transforms.decode import ReadStream, read_avro_file, table_schema
 from warehouse.duckdb_store import connect
@@ -52,16 +53,7 @@ FIRST_DAY, LAST_DAY = -719_162, 2_932_896  # 0001-01-01, 9999-12-31
 def blocks_file(path: Path, stream: str, blocks: list[list[dict]], schema: dict | None = None,
                 codec: str = "deflate") -> list[int]:
     """One container block per list; returns [end of header, end of block 0, …]."""
-    parsed = fastavro.parse_schema(schema or schemas.load(stream).avro)
-    with open(path, "wb") as f:
-        writer = fastavro.write.Writer(f, parsed, codec=codec)
-        ends = [f.tell()]
-        for records in blocks:
-            for record in records:
-                writer.write(record)
-            writer.flush()
-            ends.append(f.tell())
-    return ends
+    return write_blocks(path, schema or schemas.load(stream).avro, blocks, codec)
 
 
 def letters_ok(dead, path: Path, stream: str):

@@ -194,27 +194,34 @@ def test_progress_on_stderr_names_stages_and_records(landing, tmp_path, capsys, 
     assert "settlement=2" in err and "records read" in err and "rec/s" in err
 
 
-def test_a_killed_run_is_closed_and_leaves_no_staged_personal_data(landing, tmp_path):
-    """Issue 14 item 6: a killed run's row "stays `running` forever" and its
-    staged Parquet (raw certno, psn_name) stays: SIGTERM now unwinds the run."""
+def _start_and_wait_for_staging(landing, wh, staging):
+    """A nightly in its own process, returned once it has staged a batch
+    (personal data on disk): the moment a kill costs the most."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    wh = tmp_path / "w.duckdb"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "nightly", "--input", str(landing),
          "--warehouse", f"duckdb:///{wh}", "--as-of", AS_OF, "--months", MONTHS, "--no_alerts"],
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    staging = tmp_path / "staging"
     deadline = time.monotonic() + 120
     while not any(staging.rglob("*.parquet")) and proc.poll() is None:
         assert time.monotonic() < deadline, "the run never staged anything"
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def test_a_killed_run_is_closed_and_leaves_no_staged_personal_data(landing, tmp_path):
+    """Issue 14 item 6: a killed run's row "stays `running` forever" and its
+    staged Parquet (raw certno, psn_name) stays: SIGTERM now unwinds the run."""
+    import signal
+
+    wh, staging = tmp_path / "w.duckdb", tmp_path / "staging"
+    proc = _start_and_wait_for_staging(landing, wh, staging)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     # Probe: it used to end "failed: RuntimeError: SystemExit: 143 [while running …]", status 1.
@@ -227,25 +234,12 @@ def test_a_sigkilled_run_is_abandoned_and_swept_by_the_next_run(landing, tmp_pat
     """Probe: after SIGKILL the row stayed `running` and its staged Parquet
     (personal data) stayed on disk until run_max_age_hours had passed; the
     next run now sees that the launcher process is gone."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
-    wh = tmp_path / "w.duckdb"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "nightly", "--input", str(landing),
-         "--warehouse", f"duckdb:///{wh}", "--as-of", AS_OF, "--months", MONTHS, "--no_alerts"],
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    staging = tmp_path / "staging"
-    deadline = time.monotonic() + 120
-    while not any(staging.rglob("*.parquet")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "the run never staged anything"
-        time.sleep(0.02)
+    wh, staging = tmp_path / "w.duckdb", tmp_path / "staging"
+    proc = _start_and_wait_for_staging(landing, wh, staging)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     (killed, status), = _rows(wh, "SELECT run_id, status FROM pipeline_runs")
     assert status == "running"
     assert list((staging / killed).rglob("*.parquet"))
