@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import duckdb
 
+from warehouse.duckdb_store import NO_DOWNLOADS
+
 SANDBOX = {
     "access_mode": "READ_ONLY",
     "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
+    **NO_DOWNLOADS,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
 }

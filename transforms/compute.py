@@ -19,6 +19,7 @@ from transforms.context import RunContext, month_end
 from transforms.indicators import components as comp
 from transforms.rollup import indicator_rows, rule_rows
 from transforms.timeutil import business_date_sql
+from warehouse.duckdb_store import NO_DOWNLOADS
 
 #: The business time of each stream's records (DECISIONS.md "business_date").
 BUSINESS_TIME = {"enrolment": "event_time", "contribution": "clct_time", "settlement": "setl_time",
@@ -54,7 +55,7 @@ def records_by_month(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> dict[st
 def connect(path: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB that never downloads an extension and never uses the
     machine's time zone; a file-backed one spills next to its file."""
-    config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    config = dict(NO_DOWNLOADS)
     if memory_limit:
         config["memory_limit"] = memory_limit
     con = duckdb.connect(path, config=config)
