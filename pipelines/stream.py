@@ -270,6 +270,9 @@ def run(argv: list[str] | None = None) -> str:
     options.view_as(SetupOptions).save_main_session = False
     if bool(opts.landing) == bool(opts.subscriptions):
         raise UsageError("give exactly one of --landing DIR or --subscriptions stream=projects/…")
+    if opts.landing and "://" not in opts.landing and not os.path.isdir(opts.landing):
+        raise UsageError(f"--landing {opts.landing}: no such directory (expected "
+                         "<landing>/<stream>/*.avro); create it, or fix the path")
     if opts.drain and not opts.landing:
         raise UsageError("--drain reads a landing directory to its end; a Pub/Sub subscription "
                          "has none (drain the Dataflow job instead: gcloud dataflow jobs drain)")

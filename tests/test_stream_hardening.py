@@ -139,3 +139,17 @@ def test_symbolic_links_are_followed_or_delivered_to_become_dead_letters(tmp_pat
     poller = LandingPoller(str(landing), poll_interval=0.1, settle_seconds=2)
     poller.new_files(now)
     assert poller.new_files(now + 0.1) == [("settlement", str(link))]
+
+
+def test_a_missing_landing_directory_is_one_line_and_exit_2(tmp_path, capsys):
+    """Review probe: `yibao stream --landing /nonexistent --drain` exited 0
+    having read nothing, so a typo in the path looked like an empty backfill."""
+    from pipelines import cli
+
+    missing = tmp_path / "no-such-landing"
+    assert cli.main(["stream", "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}",
+                     "--landing", str(missing), "--drain"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"yibao stream: --landing {missing}: no such directory (expected "
+                   "<landing>/<stream>/*.avro); create it, or fix the path"]
+    assert not (tmp_path / "w.duckdb").exists()
