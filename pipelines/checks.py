@@ -115,6 +115,7 @@ class InputListing:
     ignored: list[str] = field(default_factory=list)  # not *.avro: listed, never read
     patterns: dict[str, list[str]] = field(default_factory=dict)  # what ReadStream matches
     skipped_partitions: dict[str, list[str]] = field(default_factory=dict)  # dt=… left out
+    bytes: int = 0  # size of the *.avro files read (the default --shards follows it)
 
     def empty_streams(self) -> list[str]:
         return [s for s in schemas.STREAM_NAMES if not self.avro.get(s)]
@@ -134,14 +135,17 @@ def list_input(root: str, months: list[dt.date] | None = None,
         # The delivery rule of transforms/landing.py: dot/underscore names are
         # files still being written, links are followed (a broken one is read
         # and dead-lettered).
-        found = [f.path for f in list_landed(FileSystems.join(root, stream, "*"))]
+        landed = list_landed(FileSystems.join(root, stream, "*"))
+        found = [f.path for f in landed]
         listing.avro[stream] = [p for p in found if p.endswith(".avro")]
+        listing.bytes += sum(f.size for f in landed if f.path.endswith(".avro"))
         listing.ignored += [p for p in found if not p.endswith(".avro")]
         parts = partitions.layout(root, stream, months or [], all_partitions)
         listing.avro[stream] += parts.files
         listing.ignored += parts.other
         listing.patterns[stream] = parts.patterns
         listing.skipped_partitions[stream] = parts.skipped
+        listing.bytes += parts.bytes
     return listing
 
 

@@ -4,25 +4,32 @@ What arrives: five Avro streams under ``--input`` (enrolment, contribution,
 settlement, settlement_list, filing; ``<input>/<stream>/*.avro``) and the
 reference CSVs.  What happens, top to bottom (ARCHITECTURE.md's picture):
 
-1. ``Read<stream>``: match the files, decode each into Arrow record batches;
-   what cannot be decoded becomes a dead letter (bytes to quarantine).
-2. ``Gather<stream>`` + ``Resolve<stream>``: one copy per event_id —
-   identical copies are duplicates, differing ones conflicting duplicates
-   (dead letters); the stream's read/accepted/duplicate counts.
-3. ``ComputeIndicators``: as_of, latest version per business key,
-   reversals, rule verdicts from the compiled GE suites, indicator
-   components per attribution region and month, roll-up county → pooling
-   region → province, MONTH and YTD rows (DuckDB SQL over Arrow).
-4. ``Publish``: every table of the run replaced by key in one warehouse
-   transaction, then the run's pipeline_runs row closed as succeeded — by
-   the job itself, so a launcher that returns before the job ends (a flex
-   template launch) never writes the outcome.
-5. ``RemoveStaging``: once the compute step has read them, the run's staged
-   Parquet files (they hold personal data) are deleted by the job, whatever
-   happens to the publish. A job that fails or is cancelled before that is
-   closed by its orchestrator, which also deletes ``<staging>/<run_id>/``
-   (deploy/RUNBOOK.md "Run bookkeeping"); a bucket lifecycle rule is the
-   backstop.
+1. ``Read<stream>``: match the files, decode each (a large one by block
+   ranges) into Arrow record batches; what cannot be decoded becomes a
+   dead letter (bytes to quarantine).
+2. ``Route<stream>`` + ``ResolveDeliveries``: records routed into
+   ``--shards`` buckets by hash(event_id); per bucket one copy per event_id
+   — identical copies are duplicates, differing ones conflicting duplicates
+   (dead letters) — and the stream's counts.
+3. ``Rekey`` + ``ComputeShards``: accepted records re-routed by their
+   business key (settlements with their lists by setl_id, reversals linked
+   to what they reverse, enrolment re-keyed by certno); per bucket as_of,
+   latest versions, rule verdicts from the compiled GE suites, indicator
+   components and rule counts, quality_failures as a Parquet file.
+4. ``SumParts`` + ``Finalize``: exact decimal sums per indicator and rule,
+   then one small step: roll-up county → pooling region → province, MONTH
+   and YTD rows, targets, C01, I19, the breakdown by member.
+5. ``Publish``: every table of the run replaced by key in one warehouse
+   transaction (the shards' files included), then the run's pipeline_runs
+   row closed as succeeded — by the job itself, so a launcher that returns
+   before the job ends (a flex template launch) never writes the outcome.
+6. ``RemoveStaging``: after the publish, the run's staged Parquet files
+   (they hold personal data) are deleted by the job. A job that fails or is
+   cancelled before that is closed by its orchestrator, which also deletes
+   ``<staging>/<run_id>/`` (deploy/RUNBOOK.md "Run bookkeeping"); a local
+   launcher deletes it itself; a bucket lifecycle rule is the backstop.
+
+Results never depend on the number of shards (transforms/shard_steps.py).
 
 Run it::
 
@@ -42,13 +49,11 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
@@ -67,68 +72,22 @@ from pipelines import checks, progress, sizing, storage, summary
 from pipelines.config import calendar_sources, load_config
 from pipelines.errors import UsageError
 from pipelines.options import NightlyOptions, resolve_runner
-from transforms import privacy
-from transforms.compute import compute_run, connect
+from transforms import privacy, shards
+from transforms import shard_steps as steps
 from transforms.context import RunContext
 from transforms.decode import ReadStream
-from transforms.quarantine import quarantine
-from transforms.staging import StageBatches, local_paths, sweep_staging
 from transforms.staging import remove as remove_staging
+from transforms.staging import sweep_staging
 from transforms.timeutil import business_date, calendar_years
-from transforms.versions import encode_record, resolve_deliveries
+from transforms.timing import stage_seconds
 from warehouse import check_uri
 
 log = logging.getLogger(__name__)
 
 
-class ComputeIndicators(beam.DoFn):
-    """From every stream's staged batches (side inputs: Parquet paths) to the
-    run's rows.
-
-    Versions and duplicates need every copy of a key together, so a
-    stream's batches meet here in one DuckDB database (on local disk, with a
-    memory limit, so large inputs spill instead of exhausting memory): one
-    copy per event_id (conflicting copies quarantined as dead letters), then
-    every indicator, rule result and failure of the run.  Outputs: the
-    RunResult, ``dead_letters`` and per-stream ``stats``."""
-
-    def __init__(self, ctx: RunContext, quarantine_dir: str, memory_limit: str):
-        self.ctx, self.quarantine_dir, self.memory_limit = ctx, quarantine_dir, memory_limit
-
-    def process(self, _, **staged):
-        progress.note_stage("computing indicators")
-        with tempfile.TemporaryDirectory(prefix="yibao-compute-") as work:
-            con = connect(os.path.join(work, "compute.duckdb"), memory_limit=self.memory_limit)
-            try:
-                for stream in schemas.STREAM_NAMES:
-                    parts = staged.get(stream) or []
-                    paths = local_paths([p for p, _ in parts], work)
-                    if paths:
-                        con.execute(f"CREATE OR REPLACE TEMP VIEW {stream}_raw AS "
-                                    f"SELECT * FROM read_parquet({paths!r})")
-                    else:
-                        con.register(f"{stream}_raw", schemas.load(stream).table.empty_table())
-                    result = resolve_deliveries(con, stream, f"{stream}_raw")
-                    yield from self._conflicts(stream, result["conflicts"])
-                    yield beam.pvalue.TaggedOutput("stats", {
-                        "stream": stream, "decoded": sum(n for _, n in parts),
-                        "duplicates": result["duplicates"],
-                        "conflicts": result["conflicts"].num_rows})
-                yield compute_run(con, self.ctx)
-            finally:
-                con.close()
-
-    def _conflicts(self, stream: str, conflicts: pa.Table):
-        for row in conflicts.to_pylist():
-            source = f"{row.pop('_source')}#record={row.pop('_index')}"
-            dl = quarantine(self.quarantine_dir, stream, source,
-                            f"conflicting duplicate of event_id {row['event_id']!r}: differs from "
-                            "the copy kept", encode_record(stream, row))
-            yield beam.pvalue.TaggedOutput("dead_letters", dl.as_dict())
-
-
 class RemoveStaging(beam.DoFn):
-    """Deletes the run's staging prefix (after the compute step)."""
+    """Deletes the run's staging prefix (after the publish: the shards'
+    quality_failures files are committed from it)."""
 
     def __init__(self, staging_dir: str):
         self.staging_dir = staging_dir
@@ -163,33 +122,51 @@ class Publish(beam.DoFn):
 
 def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str, run_id: str,
           quarantine_dir: str, staging_dir: str, memory_limit: str | None = None,
-          summary_path: str | None = None, patterns: dict[str, list[str]] | None = None) -> None:
-    """The job's graph. ``patterns``: per stream, what to read (the input
-    listing's, pruned by partition); default ``<input>/<stream>/*.avro``."""
-    staged, dead = {}, []
+          summary_path: str | None = None, patterns: dict[str, list[str]] | None = None,
+          shards: int = 1) -> None:
+    """The job's graph (transforms/shard_steps.py). ``patterns``: per stream,
+    what to read (the input listing's, pruned by partition); default
+    ``<input>/<stream>/*.avro``; ``shards``: the key buckets."""
+    routed, dead = [], []
     for stream in schemas.STREAM_NAMES:
         label = stream.title().replace("_", "")
         pattern = (patterns or {}).get(stream) or FileSystems.join(input_root, stream, "*.avro")
         read = p | f"Read{label}" >> ReadStream(stream, pattern, quarantine_dir)
-        paths = read.batches | f"Stage{label}" >> beam.ParDo(StageBatches(stream, staging_dir))
-        staged[stream] = beam.pvalue.AsList(paths)
+        routed.append(read.batches | f"Route{label}" >> beam.ParDo(
+            steps.RouteDeliveries(stream, staging_dir, shards)))
         dead.append(read.dead_letters)
+    resolved = (
+        routed
+        | "AllDeliveries" >> beam.Flatten()
+        | "GroupByEventId" >> beam.GroupByKey()
+        | "ResolveDeliveries" >> beam.ParDo(steps.ResolveDeliveries(
+            ctx, staging_dir, quarantine_dir, shards, memory_limit))
+        .with_outputs("dead_letters", "meta", main="records")
+    )
     computed = (
+        resolved.records
+        | "GroupByBusinessKey" >> beam.GroupByKey()
+        | "Rekey" >> beam.ParDo(steps.Rekey(ctx, staging_dir, shards, memory_limit))
+        | "GroupForCompute" >> beam.GroupByKey()
+        | "ComputeShards" >> beam.ParDo(steps.ComputeShard(ctx, staging_dir, memory_limit))
+        .with_outputs("failures", main="parts")
+    )
+    summed = computed.parts | "SumParts" >> beam.CombinePerKey(steps.SumParts())
+    meta = beam.pvalue.AsList(resolved.meta)
+    result = (
         p
         | "Start" >> beam.Create([None])
-        | "ComputeIndicators" >> beam.ParDo(
-            ComputeIndicators(ctx, quarantine_dir, memory_limit), **staged)
-        .with_outputs("dead_letters", "stats", main="result")
+        | "Finalize" >> beam.ParDo(steps.Finalize(ctx), beam.pvalue.AsList(summed), meta,
+                                   beam.pvalue.AsList(computed.failures))
     )
-    dead_letters = (*dead, computed.dead_letters) | "AllDeadLetters" >> beam.Flatten()
-    _ = computed.result | "Publish" >> beam.ParDo(
+    dead_letters = (*dead, resolved.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    published = result | "Publish" >> beam.ParDo(
         Publish(warehouse_uri, run_id, ctx, input_root, summary_path),
-        beam.pvalue.AsList(dead_letters), beam.pvalue.AsList(computed.stats))
-    # Only a token crosses the shuffle: the staged files go once the compute
-    # step's output is committed (a retried compute still finds them).
-    _ = (computed.result
-         | "Computed" >> beam.Map(lambda _: run_id)
-         | "AfterCompute" >> beam.Reshuffle()
+        beam.pvalue.AsList(dead_letters), meta)
+    # Only a token crosses the shuffle: the staged files go once the publish
+    # has committed the shards' quality_failures files.
+    _ = (published
+         | "AfterPublish" >> beam.Reshuffle()
          | "RemoveStaging" >> beam.ParDo(RemoveStaging(staging_dir)))
 
 
@@ -255,6 +232,7 @@ def run(argv: list[str] | None = None) -> str:
     run_id = checks.run_id(opts.run_id) if opts.run_id else str(uuid.uuid4())
     memory_limit = _memory_limit(opts, runner_name, options)
     listing = checks.list_input(opts.input, months, opts.all_partitions)
+    n_shards = _shards(opts, options, config, listing.bytes)
     quarantine_dir = opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine")
     staging_root = opts.staging or os.path.join(warehouse_dir(opts.warehouse), "staging")
     staging_dir = FileSystems.join(staging_root, run_id)
@@ -279,7 +257,7 @@ def run(argv: list[str] | None = None) -> str:
         with progress.Progress(enabled=not (opts.quiet or opts.json or dry_run)):
             p = beam.Pipeline(runner=runner, options=options)
             build(p, opts.input, ctx, opts.warehouse, run_id, quarantine_dir, staging_dir,
-                  memory_limit, summary_path, patterns=listing.patterns)
+                  memory_limit, summary_path, patterns=listing.patterns, shards=n_shards)
             result = p.run()
             result.wait_until_finish()
         if dry_run:
@@ -314,6 +292,7 @@ def run(argv: list[str] | None = None) -> str:
     else:
         _delete_quietly(summary_path)
         log.info("nightly run %s succeeded", run_id)
+        done["stage_seconds"] = stage_seconds(result)  # worker-seconds per step
         if not opts.no_alerts:
             done["alerts"] = _alert(opts, run_id)
     skipped = {s: len(v) for s, v in listing.skipped_partitions.items() if v}
@@ -324,12 +303,36 @@ def run(argv: list[str] | None = None) -> str:
     return run_id
 
 
+def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes: int) -> int:
+    """--shards, else one bucket per ``shard_mib`` of input and at least one
+    per worker (docs/PERFORMANCE.md "Scale-out")."""
+    if opts.shards is not None:
+        if opts.shards < 1:
+            raise UsageError(f"--shards {opts.shards}: must be a whole number ≥ 1")
+        return opts.shards
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    workers = (options.view_as(WorkerOptions).max_num_workers
+               or options.view_as(WorkerOptions).num_workers
+               or options.view_as(DirectOptions).direct_num_workers or 1)
+    mib = float(config.parameters.get("shard_mib", 64))
+    return shards.default_shards(input_bytes, workers, int(mib * 2**20))
+
+
 def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptions) -> str:
+    """One bucket's DuckDB memory limit: the worker's budget (pipelines/sizing.py)
+    shared by the buckets it computes at once (a bucket per vCPU on Dataflow,
+    per --direct_num_workers locally)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    machine = options.view_as(WorkerOptions).machine_type
     try:
-        return sizing.compute_memory_limit(opts.compute_memory_limit, runner_name,
-                                           options.view_as(WorkerOptions).machine_type)
+        budget = sizing.compute_memory_limit(opts.compute_memory_limit, runner_name, machine)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    concurrent = (sizing.vcpus(machine) if runner_name == "DataflowRunner"
+                  else options.view_as(DirectOptions).direct_num_workers or 1)
+    return sizing.per_bucket(budget, concurrent)
 
 
 def _sweep(uri: str, staging_root: str, config) -> None:

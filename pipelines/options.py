@@ -57,6 +57,10 @@ class NightlyOptions(PipelineOptions):
                             help="With a dt=YYYY-MM-DD landing layout, read every partition "
                                  "instead of only those the run's months can need (re-validates "
                                  "the whole history)")
+        parser.add_argument("--shards", type=int, default=None,
+                            help="Key buckets the compute is split into (results never depend on "
+                                 "it); default: one per shard_mib MiB of Avro input (config "
+                                 "parameter, 64), at least one per worker")
 
 
 def resolve_runner(options: PipelineOptions):

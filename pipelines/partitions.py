@@ -50,6 +50,7 @@ class StreamLayout:
 
     patterns: list[str]                               # for ReadStream
     files: list[str] = field(default_factory=list)    # *.avro in the partitions read
+    bytes: int = 0                                     # their size
     other: list[str] = field(default_factory=list)    # not *.avro, in the partitions read
     read: list[str] = field(default_factory=list)     # partition names (dt=…) read
     skipped: list[str] = field(default_factory=list)  # partition names left out
@@ -78,10 +79,12 @@ def layout(root: str, stream: str, months: list[dt.date], all_partitions: bool =
     folder = FileSystems.join(root, stream)
     out = StreamLayout(patterns=[FileSystems.join(folder, "*.avro")])
     by_partition: dict[str, list[str]] = {}
+    sizes = {}
     for landed in list_landed(FileSystems.join(folder, "dt=*", "*")):
         part = posixpath.basename(posixpath.dirname(landed.path))
         if partition_day(part) is not None:
             by_partition.setdefault(part, []).append(landed.path)
+            sizes[landed.path] = landed.size
     since = None if all_partitions else earliest_needed(stream, months)
     for part in sorted(by_partition):
         if since is not None and partition_day(part) < since:
@@ -91,4 +94,5 @@ def layout(root: str, stream: str, months: list[dt.date], all_partitions: bool =
         out.patterns.append(FileSystems.join(folder, part, "*.avro"))
         for path in sorted(by_partition[part]):
             (out.files if path.endswith(".avro") else out.other).append(path)
+            out.bytes += sizes[path] if path.endswith(".avro") else 0
     return out

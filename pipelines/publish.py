@@ -20,7 +20,7 @@ from transforms import members
 from transforms.compute import RunResult
 from transforms.context import RunContext, month_end
 from transforms.indicators.catalog import INDICATORS
-from warehouse import duckdb_path, open_warehouse
+from warehouse import ParquetFiles, duckdb_path, open_warehouse
 from warehouse.scope import Scope
 from warehouse.tables import arrow_schema
 
@@ -90,14 +90,19 @@ def dims(ctx: RunContext) -> dict[str, pa.Table]:
 
 
 def stream_counts(run_id: str, dead_letters: list[dict], stats: list[dict],
-                  failures: list[dict]) -> list[dict]:
-    """read = accepted + duplicates + dead-lettered, per stream."""
+                  failures: list[dict] | dict[str, int]) -> list[dict]:
+    """read = accepted + duplicates + dead-lettered, per stream.  ``stats``
+    may hold several entries of a stream (one per bucket): they add up;
+    ``failures``: the rows, or their count per stream."""
     dead = Counter(d["stream"] for d in dead_letters)
-    fails = Counter(f["stream"] for f in failures)
-    by_stream = {s["stream"]: s for s in stats}
+    fails = Counter(failures) if isinstance(failures, dict) else Counter(f["stream"] for f in failures)
+    by_stream: dict[str, Counter] = {}
+    for s in stats:
+        by_stream.setdefault(s["stream"], Counter()).update(
+            {k: s[k] for k in ("decoded", "duplicates", "conflicts")})
     rows = []
     for stream in schemas.STREAM_NAMES:
-        s = by_stream.get(stream, {"decoded": 0, "duplicates": 0, "conflicts": 0})
+        s = by_stream.get(stream, Counter())
         decode_dead = dead[stream] - s["conflicts"]
         rows.append({"run_id": run_id, "stream": stream, "read": s["decoded"] + decode_dead,
                      "accepted": s["decoded"] - s["duplicates"] - s["conflicts"],
@@ -123,14 +128,19 @@ def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result:
     now = dt.datetime.now(dt.UTC)
     values = [dict(r, as_of=ctx.as_of, pipeline="nightly") for r in result.indicator_values]
     dead = [dict(d, received_at=d.get("received_at") or now, run_id=run_id) for d in dead_letters]
-    failures = [dict(f, run_id=run_id, pipeline="nightly") for f in result.quality_failures]
-    counts = stream_counts(run_id, dead_letters, stats, failures)
+    by_stream = result.failures_by_stream()
+    if result.failure_files is not None:  # the shards' files, committed as they are
+        failures = ParquetFiles(tuple(result.failure_files))
+    else:
+        failures = _table("quality_failures",
+                          [dict(f, run_id=run_id, pipeline="nightly") for f in result.quality_failures])
+    counts = stream_counts(run_id, dead_letters, stats, by_stream)
     refuse_empty_streams(counts, ctx)
     tables = {
         "indicator_values": _table("indicator_values", values),
         "quality_rule_results": _table("quality_rule_results",
                                        [dict(r, pipeline="nightly") for r in result.quality_rule_results]),
-        "quality_failures": _table("quality_failures", failures),
+        "quality_failures": failures,
         "dead_letters": _table("dead_letters", dead),
         "pipeline_run_streams": _table("pipeline_run_streams", counts),
         "indicator_breakdown": _with_pipeline(result.indicator_breakdown, "nightly"),
@@ -153,5 +163,5 @@ def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result:
         # Closed here, inside the job: a Dataflow launcher may not wait for the
         # job to finish, and the driver's own close is then never reached.
         wh.finish_run(run_id, "succeeded")
-    return summary.build(run_id, ctx, counts, values, len(failures), result.records_by_month,
+    return summary.build(run_id, ctx, counts, values, sum(by_stream.values()), result.records_by_month,
                          ctx.extra.get("ignored_files", []))

@@ -1,12 +1,14 @@
 """Worker size of the nightly job: machine type, disk and the compute step's
 memory limit, derived from one another (docs/PERFORMANCE.md "Dataflow").
 
-The compute step runs on one worker: a DuckDB database over the run's staged
-Parquet (copied to the worker's disk), spilling to that disk beyond its
-memory limit. So:
+Each key bucket of the sharded compute is a DuckDB database over the
+bucket's staged Parquet (copied to the worker's disk), spilling to that disk
+beyond its memory limit; a worker runs one bucket per vCPU at a time (one
+SDK process per vCPU on Dataflow; ``--direct_num_workers`` locally). So:
 
-* memory limit = ``MEMORY_FRACTION`` of the worker's memory (the rest is the
-  Beam harness, Python and the result rows);
+* memory limit of the worker's DuckDBs together = ``MEMORY_FRACTION`` of its
+  memory (the rest is the Beam harness, Python and the result rows), shared
+  by its concurrent buckets (``per_bucket``);
 * disk = room for the staged copies plus the spill: ``DISK_PER_MEMORY`` × the
   worker's memory, at least ``MIN_DISK_GB``.
 
@@ -77,3 +79,28 @@ def compute_memory_limit(given: str | None, runner: str | None, machine_type: st
     if str(runner or "") == "DataflowRunner":
         return memory_limit(machine_memory_gb(machine_type or DATAFLOW_DEFAULT_MACHINE_TYPE))
     return memory_limit(local_memory_gb())
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def vcpus(machine_type: str | None) -> int:
+    """vCPUs of a Compute Engine machine type (1 when unknown)."""
+    name = (machine_type or DATAFLOW_DEFAULT_MACHINE_TYPE).strip().lower().rsplit("/", 1)[-1]
+    if m := _CUSTOM.match(name):
+        return int(m[2])
+    m = _PREDEFINED.match(name)
+    return int(m[3]) if m else 1
+
+
+def per_bucket(limit: str, concurrent: int) -> str:
+    """A worker's DuckDB budget shared by ``concurrent`` buckets computed at
+    once, in whole MB (a limit DuckDB understands but this does not parse —
+    a percentage — is kept as given)."""
+    m = _SIZE.match(limit)
+    if not m or concurrent <= 1:
+        return limit
+    unit = m[2].upper().replace("I", "")
+    mb = float(m[1]) * {"KB": 1 / 1024, "MB": 1, "GB": 1024, "TB": 1024 * 1024}[unit]
+    return f"{max(1, int(mb / concurrent))}MB"
+

@@ -182,7 +182,9 @@ def test_flex_main_hands_launcher_arguments_to_nightly(monkeypatch):
     assert main.main(["--input=gs://b/in", "--no_alerts=True"]) == "run-id"
     assert seen == [["--input=gs://b/in", "--no_alerts"]]
     # What the launcher passes for every parameter parses (booleans included).
-    argv = main.flex_argv([f"--{n}={p.get('defaultValue') or 'x'}" for n, p in PARAMS.items()])
+    example = {"NUMBER": "1"}  # a value of the parameter's type
+    argv = main.flex_argv([f"--{n}={p.get('defaultValue') or example.get(p['paramType'], 'x')}"
+                           for n, p in PARAMS.items()])
     opts = PipelineOptions(argv).view_as(NightlyOptions)
     assert opts.input == "x" and opts.no_alerts is False
 
@@ -416,8 +418,8 @@ def test_dataflow_job_graph_builds_offline(tmp_path):
     steps = {t["uniqueName"] for t in written["pipeline"]["components"]["transforms"].values()}
     labels = [s.title().replace("_", "") for s in ("enrolment", "contribution", "settlement",
                                                     "settlement_list", "filing")]
-    for step in ("ComputeIndicators", "AllDeadLetters", "Publish",
-                 *(f"Read{x}" for x in labels), *(f"Stage{x}" for x in labels)):
+    for step in ("ComputeShards", "SumParts", "Finalize", "AllDeadLetters", "Publish",
+                 *(f"Read{x}" for x in labels), *(f"Route{x}" for x in labels)):
         assert step in steps
     envs = written["pipeline"]["components"]["environments"].values()
     assert any(e["urn"] == "beam:env:docker:v1" for e in envs)  # workers run a container

@@ -24,9 +24,9 @@ from pipelines import cli, nightly
 from pipelines.errors import UsageError
 from tests.builders import copy_reference, enrolment, resident_id, utc, write_avro
 from tests.conftest_bigquery import PROJECT, bigquery_emulator, bigquery_endpoint  # noqa: F401
-from transforms import privacy
+from transforms import privacy, shards
 from transforms.quarantine import quarantine
-from transforms.staging import StageBatches, remove, sweep_staging
+from transforms.staging import remove, sweep_staging
 from warehouse import DuckDBWarehouse, Scope, open_warehouse
 from warehouse.duckdb_store import connect
 
@@ -129,10 +129,9 @@ def usual_umask():
 
 def test_staged_batches_and_quarantined_bytes_are_0600_in_0700_folders(tmp_path, usual_umask):
     staging = tmp_path / "wh" / "staging" / "run-1"
-    path, n = next(StageBatches("enrolment", str(staging)).process(
-        pa.record_batch({"certno": ["640104198005170011"]})))
-    assert n == 1 and mode(path) == 0o600
-    for d in (staging / "enrolment", staging, staging.parent):
+    path = shards.write(pa.table({"certno": ["640104198005170011"]}), str(staging / "enrolment" / "3"))
+    assert mode(path) == 0o600
+    for d in (staging / "enrolment" / "3", staging / "enrolment", staging, staging.parent):
         assert mode(d) == 0o700, d
     (tmp_path / "q").mkdir(mode=0o755)
     (tmp_path / "q" / "enrolment").mkdir(mode=0o755)  # left open by an earlier version

@@ -19,7 +19,7 @@ from rich.console import Console
 import reference
 import schemas
 from datagen.generate import generate
-from pipelines import nightly
+from pipelines import job_graph, nightly
 from pipelines.config import load_config
 from pipelines.errors import UsageError
 from tests.builders import copy_reference
@@ -154,15 +154,19 @@ def test_production_path_dataflow_graph_of_the_same_command_offline(production_r
         run_id = _main().main([*r["argv"], "--runner=DataflowRunner", "--dry_run=True", "--no_auth",
                                "--sdk_location=container", "--project=yibao-test",
                                "--region=asia-east2", "--worker_machine_type=n2-highmem-8",
+                               # the scale-out configuration of docs/PERFORMANCE.md for 10^9
+                               "--shards=2048", "--max_num_workers=256",
                                f"--temp_location={r['gs_work']}/tmp",
                                f"--dataflow_job_file={job_file}"])
     assert "dry run" in out.getvalue()
     written = json.loads(job_file.read_text())
     steps = {t["uniqueName"] for t in written["pipeline"]["components"]["transforms"].values()}
     labels = [s.title().replace("_", "") for s in schemas.STREAM_NAMES]
-    for step in ("ComputeIndicators", "AllDeadLetters", "Publish", "RemoveStaging",
-                 *(f"Read{x}" for x in labels), *(f"Stage{x}" for x in labels)):
+    for step in ("ComputeShards", "SumParts", "Finalize", "AllDeadLetters", "Publish", "RemoveStaging",
+                 *(f"Read{x}" for x in labels), *(f"Route{x}" for x in labels)):
         assert step in steps, step
+    # Issue 17: "no step whose input is the whole data set" (pipelines/job_graph.py).
+    assert job_graph.whole_data_inputs(written["pipeline"]) == []
     envs = written["pipeline"]["components"]["environments"].values()
     assert any(e["urn"] == "beam:env:docker:v1" for e in envs)
     # Nothing ran: no pipeline_runs row for the dry run.

@@ -162,8 +162,9 @@ def breakdown_table(con: duckdb.DuckDBPyConnection, ctx: RunContext,
            CAST(num AS DECIMAL(38,6)) AS numerator, CAST(den AS DECIMAL(38,6)) AS denominator,
            CASE WHEN den <> 0 THEN CAST(num AS DOUBLE) / CAST(den AS DOUBLE) END AS value, target,
            CAST(shortfall AS DECIMAL(38,6)) AS shortfall,
+           -- the members' total summed as decimals: a float sum depends on the row order
            CASE WHEN region_shortfall > 0 THEN CAST(shortfall AS DOUBLE)
-                / sum(CAST(shortfall AS DOUBLE)) OVER (PARTITION BY {key}) END AS shortfall_share,
+                / CAST(sum(shortfall) OVER (PARTITION BY {key}) AS DOUBLE) END AS shortfall_share,
            CAST(region_shortfall AS DECIMAL(38,6)) AS region_shortfall
     FROM s ORDER BY {key}, member"""
     table = con.sql(sql, params={"flow": flow}).to_arrow_table()

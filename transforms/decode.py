@@ -35,6 +35,18 @@ becomes a dead letter (DATA_CONTRACT.md "Delivery semantics"):
   EOF).  A file cut exactly at a block boundary looks complete (Avro has no
   trailer); damage that still decodes to valid values goes unnoticed.
 
+Splitting (so the largest file does not set the decode time): ``ReadStream``
+plans each file larger than ``split_bytes`` (``SPLIT_BYTES``) into
+``FileRange``s of whole blocks (``plan_ranges``): it reads the header and
+walks the block framing only (two varints, a seek past the data, the sync
+check), so each range knows its first block's number and the record index
+of its first record; a Reshuffle spreads the ranges, and each is read by
+``iter_avro_batches`` from its offset.  The outputs are exactly the unsplit
+read's: a file whose header is not accepted is planned as one whole range
+(its one dead letter), and planning stops at broken framing, the last range
+reading on to the end of the file, so the same ``path#block=N`` dead letter
+comes out.
+
 Codecs: every codec of the Avro specification — null, deflate, snappy,
 bzip2, xz, zstandard — and lz4 as fastavro writes it (not in the
 specification, but fastavro writes it and it costs one line to read), under
@@ -68,6 +80,7 @@ import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import apache_beam as beam
 import cramjam
@@ -85,6 +98,7 @@ import schemas
 from pipelines import progress
 from transforms.landing import list_landed
 from transforms.quarantine import DeadLetter, quarantine
+from transforms.timing import timed
 
 __all__ = [
     "BATCH_ROWS",
@@ -93,12 +107,16 @@ __all__ = [
     "DEAD_LETTERS",
     "DeadLetter",
     "DecodeAvroFile",
+    "FileRange",
+    "PlanRanges",
     "ReadStream",
+    "SPLIT_BYTES",
     "SchemaMismatch",
     "TIME_RANGE",
     "check_resolvable",
     "decode_message",
     "iter_avro_batches",
+    "plan_ranges",
     "quarantine",
     "read_avro_file",
     "table_schema",
@@ -108,6 +126,9 @@ MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
 BATCH_ROWS = 65_536  # records per emitted batch (whole blocks, so a little more)
 DEAD_LETTERS = "dead_letters"  # tag of the DoFn's dead-letter output
+#: ReadStream splits a file larger than this into ranges of whole blocks of
+#: about this size, read in parallel.
+SPLIT_BYTES = 64 << 20
 #: A larger block count is broken framing, not a damaged block: writers buffer
 #: a block whole, so none holds 2**31 records; and ``_index`` stays an int64.
 MAX_BLOCK_RECORDS = 2**31 - 1
@@ -140,7 +161,8 @@ class SchemaMismatch(ValueError):
 
 
 class _Damaged(Exception):
-    """The container framing is broken (truncated, bad sync, bad varint)."""
+    """The container cannot be read: a damaged header, an unknown codec, or
+    broken framing (truncated, bad sync, bad varint)."""
 
 
 def table_schema(stream: str) -> pa.Schema:
@@ -373,6 +395,18 @@ def _read_header(tape: _Tape, magic: bytes) -> _Header:
     return _Header(tape.take(), _plain_header(meta["avro.schema"], sync), writer, names, codec, sync)
 
 
+def _accept(header: _Header, stream: str) -> bool:
+    """Raise SchemaMismatch or _Damaged unless the file's records can be read
+    as the contract; True if the writer schema is the contract itself (same
+    canonical form, and resolvable so logical types match, whatever docs or
+    defaults the writer added)."""
+    reader, reader_names, reader_canonical = _contract(stream)
+    check_resolvable(header.writer_schema, reader, header.writer_names, reader_names)
+    if header.codec not in CODECS:
+        raise _Damaged(f"unsupported codec {header.codec!r} (readable: {', '.join(CODECS)})")
+    return to_parsing_canonical_form(header.writer_schema) == reader_canonical
+
+
 @dataclass
 class _Block:
     count: int
@@ -380,39 +414,69 @@ class _Block:
     data: bytes  # the (compressed) data alone
 
 
-def _read_block(tape: _Tape, sync: bytes) -> _Block | None:
-    """The next block, None at a clean end of file; _Damaged if broken."""
+_BAD_SYNC = "sync marker does not match the header's"
+
+
+def _block_head(tape: _Tape) -> tuple[int, int] | None:
+    """The next block's (record count, data size), None at a clean end of file."""
     count = tape.long(eof_ok=True)
     if count is None:
         return None
     size = tape.long()
     if not 0 <= count <= MAX_BLOCK_RECORDS or size < 0:
         raise _Damaged(f"invalid block header (count {count}, size {size})")
+    return count, size
+
+
+def _read_block(tape: _Tape, sync: bytes) -> _Block | None:
+    """The next block, None at a clean end of file; _Damaged if broken."""
+    head = _block_head(tape)
+    if head is None:
+        return None
+    count, size = head
     framed = tape.read(size + SYNC_SIZE)
     if framed[-SYNC_SIZE:] != sync:
-        raise _Damaged("sync marker does not match the header's")
+        raise _Damaged(_BAD_SYNC)
     return _Block(count, tape.take(), framed[:-SYNC_SIZE])
 
 
-def _runs(tape: _Tape, sync: bytes, batch_rows: int) -> Iterator[tuple[list[_Block], tuple | None]]:
-    """Runs of framed blocks of about ``batch_rows`` records, each with None,
-    or for the last one (error, raw bytes to EOF) if the framing broke."""
-    run, rows = [], 0
-    while True:
+def _skip_block(f, tape: _Tape, sync: bytes) -> int | None:
+    """Planning: the next block's record count, its data seeked past unread;
+    None at a clean end of file; _Damaged if the framing is broken."""
+    head = _block_head(tape)
+    if head is None:
+        return None
+    count, size = head
+    tape.take()
+    f.seek(f.tell() + size)  # past the end: the sync read below comes up short
+    if tape.read(SYNC_SIZE) != sync:
+        raise _Damaged(_BAD_SYNC)
+    tape.take()
+    return count
+
+
+def _runs(tape: _Tape, sync: bytes, batch_rows: int,
+          max_blocks: int | None = None) -> Iterator[tuple[list[_Block], tuple | None]]:
+    """Runs of framed blocks (at most ``max_blocks`` in all) of about
+    ``batch_rows`` records, each with None, or for the last one (error, raw
+    bytes to EOF) if the framing broke."""
+    run, rows, n = [], 0, 0
+    while max_blocks is None or n < max_blocks:
         try:
             block = _read_block(tape, sync)
         except _Damaged as err:
             yield run, (str(err), tape.rest())
             return
         if block is None:
-            if run:
-                yield run, None
-            return
+            break
         run.append(block)
         rows += block.count
+        n += 1
         if rows >= batch_rows:
             yield run, None
             run, rows = [], 0
+    if run:
+        yield run, None
 
 
 # --- decoders: header + blocks -> contract columns ---------------------------
@@ -505,19 +569,82 @@ def _with_provenance(table: pa.Table, source: str, first_index: int) -> pa.Table
 # --- public API -------------------------------------------------------------
 
 
+class FileRange(NamedTuple):
+    """Whole blocks of one file, for ``iter_avro_batches``."""
+
+    path: str
+    start_offset: int | None = None  # byte offset of the first block; None: right after the header
+    first_block: int = 0  # its block number in the file
+    first_index: int = 0  # the record index of its first record in the file
+    max_blocks: int | None = None  # None: on to the end of the file
+
+
+def plan_ranges(path: str, stream: str, split_bytes: int = SPLIT_BYTES,
+                size: int | None = None) -> list[FileRange]:
+    """Cut ``path`` at block starts into ranges of about ``split_bytes``.
+
+    Only the header and the block framing are read (data is seeked past).
+    A file that is small (``size``, if known), cannot be opened, or whose
+    header ``iter_avro_batches`` would not accept is one whole range: its
+    reader makes the one dead letter.  Planning stops at broken framing;
+    the last range reads on to the end of the file, so the reader of that
+    range makes the same dead letter as a reader of the whole file."""
+    whole = [FileRange(path)]
+    if size is not None and size <= split_bytes:
+        return whole
+    try:
+        f = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception:
+        return whole
+    with f:
+        try:
+            magic = f.read(len(MAGIC))
+            tape = _Tape(f, magic)
+            header = _read_header(tape, magic)
+            _accept(header, stream)
+        except Exception:  # whatever it is, the whole file's reader says it
+            return whole
+        ranges = []
+        start = f.tell()
+        first_block = first_index = blocks = records = 0
+        while True:
+            try:
+                count = _skip_block(f, tape, header.sync)
+            except Exception:  # broken framing (or I/O): the last range reads it
+                count = None
+            if count is None:
+                break
+            blocks += 1
+            records += count
+            if f.tell() - start >= split_bytes:
+                ranges.append(FileRange(path, start, first_block, first_index, blocks))
+                start, first_block, first_index = f.tell(), first_block + blocks, first_index + records
+                blocks = records = 0
+    if not ranges:
+        return whole
+    return [*ranges, FileRange(path, start, first_block, first_index, None)]
+
+
 def iter_avro_batches(
     path: str,
     stream: str,
     quarantine_dir: str,
     batch_rows: int = BATCH_ROWS,
     fast: bool = True,
+    start_offset: int | None = None,
+    first_block: int = 0,
+    first_index: int = 0,
+    max_blocks: int | None = None,
 ) -> Iterator[pa.RecordBatch | DeadLetter]:
     """Stream one file, in file order: record batches of the normalised
     table, a DeadLetter for each damaged block, and at most one for broken
     framing (always last).  ``fast=False`` forces the fastavro decoder (for
-    tests and benchmarks)."""
+    tests and benchmarks).
+
+    A range of the file (``FileRange``, from ``plan_ranges``): read the
+    header, then at most ``max_blocks`` blocks from ``start_offset``,
+    numbered from ``first_block``, their records indexed from ``first_index``."""
     schema = schemas.load(stream)
-    reader, reader_names, reader_canonical = _contract(stream)
     f = None
     try:
         f = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -532,13 +659,7 @@ def iter_avro_batches(
         header = error = None
         try:
             header = _read_header(tape, magic)
-            check_resolvable(header.writer_schema, reader, header.writer_names, reader_names)
-            # Resolvable (so logical types match) and the same canonical form: the
-            # contract itself, whatever docs or defaults the writer added.
-            same = to_parsing_canonical_form(header.writer_schema) == reader_canonical
-            native = fast and same
-            if header.codec not in CODECS:
-                error = f"unsupported codec {header.codec!r} (readable: {', '.join(CODECS)})"
+            native = _accept(header, stream) and fast
         except _Damaged as err:
             error = str(err)
         except SchemaMismatch as err:
@@ -548,10 +669,13 @@ def iter_avro_batches(
             yield quarantine(quarantine_dir, stream, path, error, raw)
             return
         decode = _decode_native if native else _decode_fastavro
+        if start_offset is not None:
+            f.seek(start_offset)
+            tape = _Tape(f)
 
-        block_no = record_no = 0  # the next block / record of the file
+        block_no, record_no = first_block, first_index  # the next block / record of the file
         damage = None  # (error, raw bytes from the first broken block to EOF)
-        for run, broken in _runs(tape, header.sync, batch_rows):
+        for run, broken in _runs(tape, header.sync, batch_rows, max_blocks):
             damage = broken  # set on the last run only
             for blocks, result in _decode_blocks(decode, header, run, schema):
                 if isinstance(result, pa.Table):
@@ -608,10 +732,26 @@ def decode_message(payload: bytes, stream: str) -> dict:
     return record
 
 
+class PlanRanges(beam.DoFn):
+    """File path (str) or anything with ``.path`` (and ``.size``: a
+    ``landing.Landed``) -> its ``FileRange``s (``plan_ranges``)."""
+
+    def __init__(self, stream: str, split_bytes: int = SPLIT_BYTES):
+        self.stream = stream
+        self.split_bytes = split_bytes
+        self.ranges = Metrics.counter("decode", f"{stream}_ranges")
+
+    def process(self, element):
+        path = element if isinstance(element, str) else element.path
+        ranges = plan_ranges(path, self.stream, self.split_bytes, getattr(element, "size", None))
+        self.ranges.inc(len(ranges))
+        yield from ranges
+
+
 class DecodeAvroFile(beam.DoFn):
-    """File path (str) or fileio FileMetadata -> RecordBatches of the
-    normalised table on the main output, dead letters (dicts) on
-    ``DEAD_LETTERS``."""
+    """File path (str), fileio FileMetadata or ``FileRange`` ->
+    RecordBatches of the normalised table on the main output, dead letters
+    (dicts) on ``DEAD_LETTERS``."""
 
     def __init__(self, stream: str, quarantine_dir: str, batch_rows: int = BATCH_ROWS):
         schemas.load(stream)  # fail at construction on an unknown stream
@@ -622,8 +762,12 @@ class DecodeAvroFile(beam.DoFn):
         self.dead_letters = Metrics.counter("decode", f"{stream}_dead_letters")
 
     def process(self, element):
-        path = element if isinstance(element, str) else element.path
-        for item in iter_avro_batches(path, self.stream, self.quarantine_dir, self.batch_rows):
+        if not isinstance(element, FileRange):
+            element = FileRange(element if isinstance(element, str) else element.path)
+        span = element._asdict()
+        path = span.pop("path")
+        batches = iter_avro_batches(path, self.stream, self.quarantine_dir, self.batch_rows, **span)
+        for item in timed("Decode", batches):
             if isinstance(item, DeadLetter):
                 self.dead_letters.inc()
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, item.as_dict())
@@ -637,22 +781,26 @@ class ReadStream(beam.PTransform):
     """All deliveries matching ``pattern`` (or any of a list of patterns:
     pipelines/partitions.py) (transforms/landing.py: no dot- or
     underscore-names; links followed, broken ones dead-lettered) -> tagged
-    result with ``batches`` (RecordBatches) and ``dead_letters`` (dicts)."""
+    result with ``batches`` (RecordBatches) and ``dead_letters`` (dicts).
+    A file larger than ``split_bytes`` is read as several block ranges."""
 
     def __init__(self, stream: str, pattern: str | list[str], quarantine_dir: str,
-                 batch_rows: int = BATCH_ROWS):
+                 batch_rows: int = BATCH_ROWS, split_bytes: int = SPLIT_BYTES):
         super().__init__()
         self.stream = stream
         self.patterns = [pattern] if isinstance(pattern, str) else list(pattern)
         self.quarantine_dir = quarantine_dir
         self.batch_rows = batch_rows
+        self.split_bytes = split_bytes
 
     def expand(self, pbegin):
         return (
             pbegin
             | "Pattern" >> beam.Create(self.patterns)
-            | "MatchFiles" >> beam.FlatMap(lambda pattern: [f.path for f in list_landed(pattern)])
-            | "SpreadFiles" >> beam.Reshuffle()  # decode files in parallel, not in one bundle
+            | "MatchFiles" >> beam.FlatMap(list_landed)
+            | "SpreadFiles" >> beam.Reshuffle()  # plan files in parallel, not in one bundle
+            | "PlanRanges" >> beam.ParDo(PlanRanges(self.stream, self.split_bytes))
+            | "SpreadRanges" >> beam.Reshuffle()  # decode a large file's ranges in parallel
             | "DecodeAvro"
             >> beam.ParDo(DecodeAvroFile(self.stream, self.quarantine_dir, self.batch_rows)).with_outputs(
                 DEAD_LETTERS, main="batches"

@@ -16,16 +16,22 @@ from transforms.indicators.components import NO_MEMBER
 _CODE = re.compile(r"^([HP])(\d{6})\d{5}$")
 
 
-def seen_codes(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Distinct fixmedins_code / matter_code of the accepted records (nulls
-    as NO_MEMBER, the breakdown's member for them)."""
-    def distinct(sql: str) -> list[str]:
-        return sorted(r[0] if r[0] is not None else NO_MEMBER for r in con.sql(sql).fetchall())
-    return {
-        "institution": distinct("SELECT DISTINCT fixmedins_code FROM settlement_accepted UNION "
-                                "SELECT DISTINCT fixmedins_code FROM settlement_list_accepted"),
-        "matter": distinct("SELECT DISTINCT matter_code FROM filing_accepted"),
-    }
+#: stream -> (dimension, member column) of the streams whose records name members.
+MEMBER_COLUMNS = {"settlement": ("institution", "fixmedins_code"),
+                  "settlement_list": ("institution", "fixmedins_code"),
+                  "filing": ("matter", "matter_code")}
+
+
+def seen_codes(con: duckdb.DuckDBPyConnection, streams=tuple(MEMBER_COLUMNS)) -> dict[str, list[str]]:
+    """Distinct fixmedins_code / matter_code of the accepted records of
+    ``streams`` (nulls as NO_MEMBER, the breakdown's member for them)."""
+    out: dict[str, set] = {"institution": set(), "matter": set()}
+    for stream in streams:
+        if stream in MEMBER_COLUMNS:
+            dimension, column = MEMBER_COLUMNS[stream]
+            out[dimension] |= {r[0] if r[0] is not None else NO_MEMBER
+                               for r in con.sql(f"SELECT DISTINCT {column} FROM {stream}_accepted").fetchall()}
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _pooling(ref: Reference, region_code: str | None) -> str | None:

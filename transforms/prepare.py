@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 import expectations
+import schemas
 from transforms.context import RunContext
 from transforms.indicators.components import INPATIENT_CATEGORIES, sql_list
 from transforms.timeutil import business_date_sql
@@ -51,7 +52,20 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict, schema: pa.
     con.unregister(f"{name}_arrow")
 
 
-def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+def reversed_ids_sql(ctx: RunContext, relation: str = "settlement_accepted") -> str:
+    """The setl_ids named by a reversal: init_setl_id of every setl_id whose
+    latest version at as_of is a reversal (column ``init_setl_id``).  The
+    sharded nightly evaluates it in the reversal's bucket and sends the ids to
+    the buckets of the settlements they reverse (transforms/shard_steps.py)."""
+    return f"""SELECT DISTINCT init_setl_id FROM ({latest_sql('settlement', relation, ctx.as_of)})
+               WHERE refd_setl_flag = '1' AND init_setl_id IS NOT NULL"""
+
+
+def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext,
+                        reversed_ids: str | None = None) -> None:
+    """``reversed_ids``: a relation of the setl_ids named by reversals
+    (``reversed_ids_sql``); default: the reversals among this connection's
+    settlements."""
     codes = local_codes(ctx)
     prefix = ctx.ref.province_prefix
     local_inst = sql_list(codes["counties"] + codes["cities"])
@@ -79,12 +93,11 @@ def prepare_settlements(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None
         FROM settlement_verdicts""")
     # A setl_id named by a reversal (latest version a reversal) is out, whatever
     # the reversal's own verdicts and even if the original has a later normal version.
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE setl_biz AS
         SELECT * FROM setl
         WHERE refd_setl_flag = '0' AND _pass_blocking
-          AND setl_id NOT IN (SELECT init_setl_id FROM settlement_latest
-                              WHERE refd_setl_flag = '1' AND init_setl_id IS NOT NULL)""")
+          AND setl_id NOT IN (SELECT init_setl_id FROM ({reversed_ids or reversed_ids_sql(ctx)}))""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE lists_first AS
         SELECT setl_id, min(upload_time) AS first_upload FROM settlement_list_accepted
@@ -157,23 +170,40 @@ def prepare_cases(con: duckdb.DuckDBPyConnection, ctx: RunContext, n_values: lis
            pa.schema([("start", pa.date32()), ("n", pa.int32()), ("deadline", pa.date32())]))
 
 
-def enrolment_record_verdicts(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
-    """Record-level enrolment verdicts, once, over every version at as_of:
-    a version's own verdicts do not depend on the snapshot it is in."""
+def enrolment_versions(con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None:
+    """``enrolment_versions``: every enrolment version at as_of that is the
+    latest of its (psn_no, insutype) at some period end, with its record-level
+    verdicts (they do not depend on the snapshot) and the business date
+    ``_until`` from which a later version replaces it (NULL: the latest now).
+    A version is in the snapshot at day D when ``_date <= D < _until``: business
+    dates grow with event_time, so the next version in latest_sql's order is
+    the first that can replace it.  Only the versions of one (psn_no,
+    insutype) are needed here, so the sharded nightly computes this per
+    key bucket and re-keys the result by certno (``enrolment_snapshot``)."""
     record_rules = [r.rule_id for r in expectations.rules("enrolment") if not r.cross_record]
+    key = ", ".join(schemas.load("enrolment").business_key)
+    day = business_date_sql("event_time")
     con.execute(f"""CREATE OR REPLACE TEMP VIEW enrolment_asof AS SELECT * FROM enrolment_accepted
                     WHERE event_time <= TIMESTAMPTZ '{ctx.as_of.isoformat()}'""")
-    con.execute("CREATE OR REPLACE TEMP TABLE enrolment_record_verdicts AS "
-                + expectations.verdict_sql("enrolment", ctx.ref, "enrolment_asof", only=record_rules))
+    verdicts = expectations.verdict_sql("enrolment", ctx.ref, "enrolment_asof", only=record_rules)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE enrolment_versions AS
+        SELECT * FROM (
+          SELECT *, {day} AS _date,
+                 lead({day}) OVER (PARTITION BY {key} ORDER BY event_time, event_id) AS _until
+          FROM ({verdicts}))
+        WHERE _until IS NULL OR _until > _date""")
 
 
 def enrolment_snapshot(con: duckdb.DuckDBPyConnection, ctx: RunContext, name: str,
-                       until: dt.date | None) -> None:
-    """Latest enrolment versions at a period end (stocks) with every verdict:
-    the record-level ones from ``enrolment_record_verdicts``, the
-    cross-record ones (E09) evaluated among this snapshot's versions."""
+                       until: dt.date | None, versions: str = "enrolment_versions") -> None:
+    """Latest enrolment versions at a period end (stocks; ``until`` None: at
+    as_of) with every verdict: the record-level ones from
+    ``enrolment_versions``, the cross-record ones (E09) evaluated among this
+    snapshot's versions."""
     cross = [r.rule_id for r in expectations.rules("enrolment") if r.cross_record]
+    valid = "_until IS NULL" if until is None else (
+        f"_date <= DATE '{until.isoformat()}' AND (_until IS NULL OR _until > DATE '{until.isoformat()}')")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name}_latest AS "
-                f"{latest_sql('enrolment', 'enrolment_record_verdicts', ctx.as_of, until)}")
+                f"SELECT * EXCLUDE (_date, _until) FROM {versions} WHERE {valid}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
                 f"{expectations.verdict_sql('enrolment', ctx.ref, name + '_latest', only=cross)}")

@@ -1,11 +1,10 @@
-"""Staging: decoded record batches spill to Parquet files instead of
-travelling through the runner as elements.
+"""Staging: decoded records spill to Parquet files instead of travelling
+through the runner as elements.
 
-A stream's batches must meet in one compute step (versions need every copy
-of a key), but a province-year does not fit comfortably in memory as
-pickled Beam elements. So each batch is written once to
-``<staging>/<stream>/<uuid>.parquet`` (a local folder, or a gs:// prefix
-on Dataflow) and only its path travels; the compute step reads the files
+The sharded nightly (transforms/shard_steps.py) writes each key bucket's
+pieces to ``<staging>/<run_id>/<step>/<name>/<bucket>/<uuid>.parquet`` (a
+local folder, or a gs:// prefix on Dataflow; transforms/shards.py ``write``)
+and only their paths cross the shuffle; a step reads its bucket's files
 with DuckDB, which streams them and spills to disk within its memory limit.
 
 The files hold personal data (raw certno, psn_name, psn_no): local ones are
@@ -23,29 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
-import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.privacy import open_private, private_dir
 
 log = logging.getLogger(__name__)
-
-
-class StageBatches(beam.DoFn):
-    """RecordBatch -> (parquet path, rows)."""
-
-    def __init__(self, stream: str, staging_dir: str):
-        self.stream, self.staging_dir = stream, staging_dir
-
-    def process(self, batch):
-        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        path = FileSystems.join(self.staging_dir, self.stream, f"{uuid.uuid4().hex}.parquet")
-        with open_private(path) as fh:
-            pq.write_table(table, fh, compression="lz4")
-        yield path, table.num_rows
 
 
 def local_paths(paths: list[str], local_dir: str) -> list[str]:

@@ -13,6 +13,7 @@ engineers know from ``sqlite:///``):
 from typing import TYPE_CHECKING
 
 from warehouse.duckdb_store import DEFAULT_PATH, DuckDBWarehouse
+from warehouse.files import ParquetFiles
 from warehouse.scope import Scope
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_URI = f"duckdb:///{DEFAULT_PATH}"
 
-__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "Scope", "check_uri", "duckdb_path", "open_warehouse"]
+__all__ = ["DEFAULT_URI", "DuckDBWarehouse", "ParquetFiles", "Scope", "check_uri", "duckdb_path", "open_warehouse"]
 
 
 def duckdb_path(uri: str | None) -> str:

@@ -29,8 +29,10 @@ import json
 import logging
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import pyarrow as pa
@@ -41,6 +43,7 @@ from warehouse.base import RunLog, abandoned_error, check_publish
 from warehouse.base import calendar_json as _calendar_json
 from warehouse.base import instant as _instant
 from warehouse.base import now as _now
+from warehouse.files import ParquetFiles, open_parquet
 from warehouse.scope import Scope
 from warehouse.tables import (
     BIGQUERY_TYPES,
@@ -256,7 +259,7 @@ class BigQueryWarehouse(RunLog):
     def publish(
         self,
         run_id: str,
-        tables: Mapping[str, pa.Table],
+        tables: Mapping[str, pa.Table | ParquetFiles],
         scopes: Mapping[str, Scope] | None = None,
     ) -> dict[str, int]:
         """Write a run's outputs in one transaction; returns rows written per table.
@@ -264,22 +267,45 @@ class BigQueryWarehouse(RunLog):
         Same contract as DuckDBWarehouse.publish (key tables replaced by key,
         a key twice in the new data is an error; scoped tables: the scope's
         rows deleted, new rows outside their scope refused; dimensions
-        replaced wholesale; run_id / computed_at filled in; all or nothing).
+        replaced wholesale; run_id / computed_at filled in; all or nothing),
+        ``ParquetFiles`` included: their rows are conformed batch by batch
+        into one local Parquet file per table, which one load job stages.
         """
         scopes = dict(scopes or {})
         check_publish(tables, scopes)
         computed_at = _now()
         names = [n for n in TABLES if n in tables or n in scopes]  # fixed order, as DuckDB
-        # Checks that need no staging come first, so a bad call loads nothing.
-        data = {n: _conform(TABLES[n], tables[n], run_id, computed_at)
-                for n in names if n in tables}
+        files = any(isinstance(d, ParquetFiles) for d in tables.values())
+        with tempfile.TemporaryDirectory(prefix="yibao-publish-") if files else nullcontext() as tmp:
+            # Checks that need no staging come first, so a bad call loads nothing
+            # (but a key repeated across files, found once they are staged).
+            data: dict[str, pa.Table | str] = {}
+            written: dict[str, int] = {}
+            for n in names:
+                if isinstance(tables.get(n), ParquetFiles):
+                    data[n] = os.path.join(tmp, f"{n}.parquet")
+                    written[n] = _conform_files(TABLES[n], tables[n], run_id, computed_at, data[n])
+                elif n in tables:
+                    data[n] = _unique(TABLES[n], _conform(TABLES[n], tables[n], run_id, computed_at))
+                    written[n] = data[n].num_rows
+                else:
+                    written[n] = 0
+            self._publish_staged(names, data, written, scopes)
+        log.info("published run %s to %s: %s", run_id, self.ref, written)
+        return written
+
+    def _publish_staged(self, names: list[str], data: Mapping[str, pa.Table | str],
+                        written: Mapping[str, int], scopes: Mapping[str, Scope]) -> None:
+        """Stages ``data`` (conformed tables, or conformed local Parquet files),
+        checks it, then runs the one transaction."""
         staged: dict[str, str] = {}
         try:
             statements, params = [], []
             for name in names:
-                rows = data.get(name)
-                if rows is not None and rows.num_rows:
-                    staged[name] = self._stage(name, rows)
+                if written[name]:
+                    staged[name] = self._stage(name, data[name])
+                    if isinstance(data[name], str):
+                        self._check_unique(name, staged[name])
                 pred, pred_params = self._scope_predicate(name, scopes.get(name), len(params))
                 if pred and name in staged:
                     outside = self._rows(
@@ -296,12 +322,20 @@ class BigQueryWarehouse(RunLog):
         finally:
             for ref in staged.values():
                 self.client.delete_table(ref, not_found_ok=True)
-        written = {n: data[n].num_rows if n in data else 0 for n in names}
-        log.info("published run %s to %s: %s", run_id, self.ref, written)
-        return written
 
-    def _stage(self, name: str, rows: pa.Table) -> str:
-        """A staging table holding ``rows`` (JSON as text, parsed on insert)."""
+    def _check_unique(self, name: str, stage: str) -> None:
+        """As ``_unique``, on rows staged from files (too many to check in memory)."""
+        t = TABLES[name]
+        if t.write != "key":
+            return
+        keys = ", ".join(f"`{k}`" for k in t.key)
+        dup = self._rows(f"SELECT {keys} FROM `{stage}` GROUP BY {keys} HAVING COUNT(*) > 1 LIMIT 1")
+        if dup:
+            raise ValueError(f"{name}: key {dict(zip(t.key, dup[0]))} appears twice in new rows")
+
+    def _stage(self, name: str, rows: pa.Table | str) -> str:
+        """A staging table holding ``rows``, a conformed table or the path of a
+        conformed local Parquet file (JSON as text, parsed on insert)."""
         from google.cloud import bigquery
 
         ref = f"{self.ref}._stage_{name}_{uuid.uuid4().hex[:12]}"
@@ -309,17 +343,21 @@ class BigQueryWarehouse(RunLog):
                           for f in bigquery_schema(name))
         self._query(f"CREATE TABLE `{ref}` (\n{cols}\n)\nOPTIONS(expiration_timestamp ="
                     " TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 1 DAY))")
-        buf = io.BytesIO()
-        pq.write_table(rows, buf)
-        buf.seek(0)
+        if isinstance(rows, str):
+            source = open(rows, "rb")  # streamed by the client's resumable upload
+        else:
+            source = io.BytesIO()
+            pq.write_table(rows, source)
+            source.seek(0)
         # APPEND into the table just created keeps its declared types (TRUNCATE
         # would take the file's); decimal128(38, 6) lands as BIGNUMERIC, exact.
-        self.client.load_table_from_file(buf, ref, job_config=bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-            decimal_target_types=[bigquery.DecimalTargetType.BIGNUMERIC],
-        )).result()
+        with source:
+            self.client.load_table_from_file(source, ref, job_config=bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
+                decimal_target_types=[bigquery.DecimalTargetType.BIGNUMERIC],
+            )).result()
         return ref
 
     def _scope_predicate(self, name: str, scope: Scope | None, first: int) -> tuple[str, list]:
@@ -377,7 +415,8 @@ def _param_type(column: Column) -> str:
 
 def _conform(t: Table, data: pa.Table, run_id: str, computed_at: dt.datetime) -> pa.Table:
     """``data`` with every column of ``t`` in order (missing ones NULL, run_id and
-    computed_at filled in), after DuckDBWarehouse's checks on new rows."""
+    computed_at filled in), after DuckDBWarehouse's checks on new rows (but
+    the key's: ``_unique``)."""
     extra = set(data.column_names) - set(t.column_names)
     if extra:
         raise ValueError(f"{t.name}: columns not in the table: {sorted(extra)}")
@@ -387,7 +426,7 @@ def _conform(t: Table, data: pa.Table, run_id: str, computed_at: dt.datetime) ->
             raise ValueError(f"{t.name}: {other} new rows carry a run_id other than {run_id}")
     n = data.num_rows
     arrays = []
-    schema = pa.schema([f.with_nullable(True) for f in arrow_schema(t.name)])  # NOT NULL: BigQuery's
+    schema = _stage_schema(t)
     for f in schema:
         if f.name in data.column_names:
             arrays.append(data[f.name].cast(f.type))
@@ -397,8 +436,32 @@ def _conform(t: Table, data: pa.Table, run_id: str, computed_at: dt.datetime) ->
             arrays.append(pa.array([computed_at] * n, f.type))
         else:
             arrays.append(pa.nulls(n, f.type))
-    rows = pa.Table.from_arrays(arrays, schema=schema)
-    if t.write == "key" and n:
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _conform_files(t: Table, files: ParquetFiles, run_id: str, computed_at: dt.datetime,
+                   target: str) -> int:
+    """``files`` conformed into the one Parquet file ``target``, a batch at a
+    time; returns the number of rows."""
+    n = 0
+    with pq.ParquetWriter(target, _stage_schema(t)) as out:
+        for path in files.paths:
+            with open_parquet(path) as f:
+                _conform(t, f.schema_arrow.empty_table(), run_id, computed_at)  # even without rows
+                for batch in f.iter_batches():
+                    out.write_table(_conform(t, pa.Table.from_batches([batch]), run_id, computed_at))
+                    n += batch.num_rows
+    return n
+
+
+def _stage_schema(t: Table) -> pa.Schema:
+    """The Arrow schema of staged rows: NOT NULL is BigQuery's to enforce."""
+    return pa.schema([f.with_nullable(True) for f in arrow_schema(t.name)])
+
+
+def _unique(t: Table, rows: pa.Table) -> pa.Table:
+    """``rows``, if no key occurs twice in them."""
+    if t.write == "key" and rows.num_rows:
         counts = rows.select(list(t.key)).group_by(list(t.key)).aggregate([([], "count_all")])
         dup = counts.filter(pc.greater(counts["count_all"], 1))
         if dup.num_rows:

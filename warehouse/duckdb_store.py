@@ -22,17 +22,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from warehouse.base import RunLog, abandoned_error, check_publish
 from warehouse.base import calendar_json as _calendar_json
 from warehouse.base import instant as _instant
 from warehouse.base import now as _now
+from warehouse.files import ParquetFiles, local_copies
 from warehouse.scope import Scope
 from warehouse.tables import BACKFILL, DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, views
 
@@ -288,7 +290,7 @@ class DuckDBWarehouse(RunLog):
     def publish(
         self,
         run_id: str,
-        tables: Mapping[str, pa.Table],
+        tables: Mapping[str, pa.Table | ParquetFiles],
         scopes: Mapping[str, Scope] | None = None,
     ) -> dict[str, int]:
         """Write a run's outputs in one transaction; returns rows written per table.
@@ -301,24 +303,32 @@ class DuckDBWarehouse(RunLog):
         replace it). Dimensions: replaced wholesale. Missing run_id and
         computed_at columns are filled with the run and the publish time;
         other missing columns are NULL. Any error rolls everything back.
+
+        A table's rows may come as ``ParquetFiles`` (warehouse/files.py):
+        DuckDB reads them straight into the staging table, never into Python.
         """
         scopes = dict(scopes or {})
         check_publish(tables, scopes)
         computed_at = _now()
         written = {}
-        with self._transaction():
-            for name in TABLES:  # fixed order: deterministic, easy to reason about
-                if name in tables or name in scopes:
-                    written[name] = self._write_table(
-                        name, tables.get(name), scopes.get(name), run_id, computed_at
-                    )
+        with ExitStack() as copies:
+            # Remote files are copied before the transaction: the file stays
+            # locked for the inserts only, not for the downloads.
+            data = {name: ParquetFiles(copies.enter_context(local_copies(d.paths)))
+                    if isinstance(d, ParquetFiles) else d for name, d in tables.items()}
+            with self._transaction():
+                for name in TABLES:  # fixed order: deterministic, easy to reason about
+                    if name in data or name in scopes:
+                        written[name] = self._write_table(
+                            name, data.get(name), scopes.get(name), run_id, computed_at
+                        )
         log.info("published run %s to %s: %s", run_id, self.path, written)
         return written
 
     def _write_table(
         self,
         name: str,
-        data: pa.Table | None,
+        data: pa.Table | ParquetFiles | None,
         scope: Scope | None,
         run_id: str,
         computed_at: dt.datetime,
@@ -356,33 +366,52 @@ class DuckDBWarehouse(RunLog):
         con.execute(f"DROP TABLE {stage}")
         return count
 
-    def _stage(self, t, stage: str, data: pa.Table, run_id: str, computed_at) -> None:
-        extra = set(data.column_names) - set(t.column_names)
+    def _stage(self, t, stage: str, data: pa.Table | ParquetFiles, run_id: str,
+               computed_at) -> None:
+        if isinstance(data, ParquetFiles):
+            # One INSERT per set of columns: a file without run_id gets the
+            # run's, while a file's own run_id is checked like an Arrow one.
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for path in data.paths:
+                groups.setdefault(tuple(sorted(pq.read_schema(path).names)), []).append(path)
+            for names, paths in groups.items():
+                self._insert_stage(t, stage, list(names), run_id, computed_at,
+                                   "read_parquet(?, union_by_name = true, hive_partitioning = false)",
+                                   [paths])
+            given = {n for names in groups for n in names}
+        else:
+            self.con.register("_incoming", data)
+            try:
+                self._insert_stage(t, stage, data.column_names, run_id, computed_at, "_incoming", [])
+            finally:
+                self.con.unregister("_incoming")
+            given = set(data.column_names)
+        if "run_id" in given:
+            other = self.con.execute(
+                f"SELECT count(*) FROM {stage} WHERE run_id IS DISTINCT FROM ?", [run_id]
+            ).fetchone()[0]
+            if other:
+                raise ValueError(f"{t.name}: {other} new rows carry a run_id other than {run_id}")
+
+    def _insert_stage(self, t, stage: str, names: Sequence[str], run_id: str, computed_at,
+                      source: str, source_params: list) -> None:
+        """INSERT INTO the staging table the columns ``names`` of ``source``."""
+        extra = set(names) - set(t.column_names)
         if extra:
             raise ValueError(f"{t.name}: columns not in the table: {sorted(extra)}")
         cols, exprs, params = [], [], []
         for c in t.column_names:
-            if c in data.column_names:
+            if c in names:
                 cols.append(c)
                 exprs.append(f'"{c}"')
             elif c in ("run_id", "computed_at"):
                 cols.append(c)
                 exprs.append("?")
                 params.append(run_id if c == "run_id" else computed_at)
-        self.con.register("_incoming", data)
-        try:
-            self.con.execute(
-                f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM _incoming",
-                params,
-            )
-        finally:
-            self.con.unregister("_incoming")
-        if "run_id" in data.column_names:
-            other = self.con.execute(
-                f"SELECT count(*) FROM {stage} WHERE run_id IS DISTINCT FROM ?", [run_id]
-            ).fetchone()[0]
-            if other:
-                raise ValueError(f"{t.name}: {other} new rows carry a run_id other than {run_id}")
+        self.con.execute(
+            f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {source}",
+            params + source_params,
+        )
 
     def _transaction(self):
         return _transaction(self.con)

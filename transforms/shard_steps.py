@@ -1,0 +1,350 @@
+"""The sharded nightly's steps (ARCHITECTURE.md "Scale-out", docs/DESIGN.md).
+
+Each step works on one key bucket (transforms/shards.py) with the same
+vectorised DuckDB SQL as the one-connection ``compute.compute_run``; only
+small aggregates meet globally:
+
+1. ``RouteDeliveries``: a decoded batch split by hash(event_id).
+2. ``ResolveDeliveries`` (per event_id bucket): one copy per event_id,
+   conflicting copies quarantined here, in parallel; per-stream counts;
+   accepted records re-routed by their family's business key.
+3. ``Rekey`` (per business-key bucket): settlements send the setl_ids their
+   latest reversals name to those setl_ids' buckets; enrolment versions at
+   every period end are re-keyed by certno; the others pass.
+4. ``ComputeShard``: the family's verdicts, components, rule counts and
+   quality_failures (a Parquet file per shard, never one element).
+5. ``SumParts`` (CombinePerKey per indicator or rule): exact decimal sums.
+6. ``Finalize``: one small step: roll-up, targets, C01, I19, breakdown.
+
+Results do not depend on the bucket count: every computation that needs
+records together has them in one bucket, and the rest are exact sums.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections import Counter
+from decimal import Decimal
+
+import apache_beam as beam
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import expectations
+import schemas
+from pipelines import progress
+from transforms import compute, members, prepare, shards
+from transforms.breakdown import breakdown_table
+from transforms.context import RunContext
+from transforms.indicators import components as comp
+from transforms.indicators.catalog import BREAKDOWN
+from transforms.quarantine import quarantine
+from transforms.rollup import indicator_rows, rule_rows
+from transforms.staging import local_paths
+from transforms.timing import timed
+from transforms.versions import encode_record, resolve_deliveries
+from warehouse.tables import arrow_schema
+
+#: One row per (kind, code, attribution, month, member, part): the shards' aggregates.
+PARTS_SCHEMA = pa.schema([("kind", pa.string()), ("code", pa.string()), ("attr", pa.string()),
+                          ("month", pa.date32()), ("member", pa.string()), ("name", pa.string()),
+                          ("value", pa.decimal128(38, 6))])
+_GROUP = ["kind", "code", "attr", "month", "member", "name"]
+#: The tables a family's shard reads (each from its own files, else empty).
+FAMILY_TABLES = {"settlement": ("settlement_accepted", "settlement_list_accepted"),
+                 "contribution": ("contribution_accepted",), "filing": ("filing_accepted",),
+                 "person": ("enrolment_versions",)}
+
+
+@contextlib.contextmanager
+def _connection(memory_limit: str | None):
+    """A file-backed DuckDB in a private temp folder (it spills there)."""
+    with tempfile.TemporaryDirectory(prefix="yibao-shard-") as work:
+        con = compute.connect(os.path.join(work, "shard.duckdb"), memory_limit=memory_limit)
+        try:
+            yield con, work
+        finally:
+            con.close()
+
+
+def _read(con: duckdb.DuckDBPyConnection, name: str, paths: list[str], work: str,
+          empty: pa.Table | None = None) -> None:
+    if paths:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                    f"SELECT * FROM read_parquet({local_paths(paths, work)!r})")
+    else:
+        con.register(name, empty)
+
+
+def _empty(table: str) -> pa.Table:
+    return schemas.load(table.removesuffix("_accepted")).table.empty_table()
+
+
+class RouteDeliveries(beam.DoFn):
+    """A decoded batch -> ((stream, event_id bucket), (parquet path, rows))."""
+
+    def __init__(self, stream: str, staging_dir: str, n: int):
+        self.stream, self.staging_dir, self.n = stream, staging_dir, n
+
+    def setup(self):
+        self.con = compute.connect()
+
+    def process(self, batch):
+        yield from timed("RouteDeliveries", self._route(batch))
+
+    def _route(self, batch):
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self.con.register("batch", table)
+        buckets = self.con.sql(f"SELECT {shards.bucket_sql(shards.DELIVERY_KEY, self.n)} AS b "
+                               "FROM batch").to_arrow_table().column("b")
+        self.con.unregister("batch")
+        order = pc.sort_indices(buckets)
+        table = table.take(order).append_column("_bucket", buckets.take(order))
+        for bucket, piece in shards.split_sorted(table):
+            folder = self.staging_dir + f"/deliveries/{self.stream}/{bucket}"
+            yield (self.stream, bucket), (shards.write(piece, folder), piece.num_rows)
+
+    def teardown(self):
+        self.con.close()
+
+
+class ResolveDeliveries(beam.DoFn):
+    """One event_id bucket of a stream: one copy per event_id (conflicting
+    copies are dead letters), the stream's counts (``meta``), and the
+    accepted records routed to their business-key buckets."""
+
+    def __init__(self, ctx: RunContext, staging_dir: str, quarantine_dir: str, n: int,
+                 memory_limit: str | None):
+        self.ctx, self.staging_dir, self.quarantine_dir = ctx, staging_dir, quarantine_dir
+        self.n, self.memory_limit = n, memory_limit
+
+    def process(self, element):
+        yield from timed("ResolveDeliveries", self._resolve(element))
+
+    def _resolve(self, element):
+        (stream, _), parts = element
+        parts = list(parts)
+        with _connection(self.memory_limit) as (con, work):
+            _read(con, "raw", [p for p, _ in parts], work)
+            result = resolve_deliveries(con, stream, "raw")
+            for row in result["conflicts"].to_pylist():
+                source = f"{row.pop('_source')}#record={row.pop('_index')}"
+                dl = quarantine(self.quarantine_dir, stream, source,
+                                f"conflicting duplicate of event_id {row['event_id']!r}: differs from "
+                                "the copy kept", encode_record(stream, row))
+                yield beam.pvalue.TaggedOutput("dead_letters", dl.as_dict())
+            yield beam.pvalue.TaggedOutput("meta", {
+                "stream": stream, "decoded": sum(n for _, n in parts),
+                "duplicates": result["duplicates"], "conflicts": result["conflicts"].num_rows,
+                "months": compute.records_by_month(con, self.ctx, stream),
+                "seen": members.seen_codes(con, [stream])})
+            family = shards.FAMILY[stream]
+            for bucket, piece in shards.split(con, f"{stream}_accepted", shards.BUSINESS_KEY[stream],
+                                              self.n):
+                folder = self.staging_dir + f"/{family}/{bucket}"
+                yield (family, bucket), (f"{stream}_accepted", shards.write(piece, folder))
+
+
+class Rekey(beam.DoFn):
+    """One business-key bucket: what the compute step needs beyond its own
+    records is sent to the bucket that needs it."""
+
+    def __init__(self, ctx: RunContext, staging_dir: str, n: int, memory_limit: str | None):
+        self.ctx, self.staging_dir, self.n, self.memory_limit = ctx, staging_dir, n, memory_limit
+
+    def process(self, element):
+        yield from timed("Rekey", self._rekey(element))
+
+    def _rekey(self, element):
+        (family, bucket), items = element
+        items = list(items)
+        if family == "enrolment":
+            yield from self._versions(items)
+            return
+        for item in items:
+            yield (family, bucket), item
+        settlements = [p for name, p in items if name == "settlement_accepted"]
+        if family == "settlement" and settlements:
+            with _connection(self.memory_limit) as (con, work):
+                _read(con, "settlement_accepted", settlements, work)
+                ids = f"({prepare.reversed_ids_sql(self.ctx)})"
+                for target, piece in shards.split(con, ids, ("init_setl_id",), self.n):
+                    yield ("settlement", target), ("reversed_ids", piece.column(0).to_pylist())
+
+    def _versions(self, items):
+        """Enrolment versions at every period end (prepare.enrolment_versions),
+        re-keyed by certno: I09 and E09 look at one person's enrolments."""
+        with _connection(self.memory_limit) as (con, work):
+            _read(con, "enrolment_accepted", [p for _, p in items], work)
+            prepare.enrolment_versions(con, self.ctx)
+            for target, piece in shards.split(con, "enrolment_versions", shards.PERSON_KEY, self.n):
+                folder = self.staging_dir + f"/person/{target}"
+                yield ("person", target), ("enrolment_versions", shards.write(piece, folder))
+
+
+class ComputeShard(beam.DoFn):
+    """One family bucket -> its aggregates (main output: ((kind, code), parts
+    table)) and its quality_failures as a Parquet file (``failures``)."""
+
+    def __init__(self, ctx: RunContext, staging_dir: str, memory_limit: str | None):
+        self.ctx, self.staging_dir, self.memory_limit = ctx, staging_dir, memory_limit
+
+    def process(self, element):
+        yield from timed("ComputeShards", self._compute(element))
+
+    def _compute(self, element):
+        (family, bucket), items = element
+        progress.note_stage("computing indicators")
+        items = list(items)
+        with _connection(self.memory_limit) as (con, work):
+            for table in FAMILY_TABLES[family]:
+                paths = [p for name, p in items if name == table]
+                _read(con, table, paths, work, None if paths else _empty(table))
+            prepare.register_regions(con, self.ctx)
+            comp.reset_member_parts(con)
+            if family == "settlement":
+                ids = sorted({i for name, v in items if name == "reversed_ids" for i in v})
+                con.register("reversed_ids", pa.table({"init_setl_id": pa.array(ids, pa.string())}))
+                out = compute.settlement_family(con, self.ctx, "SELECT init_setl_id FROM reversed_ids")
+            elif family == "person":
+                out = compute.enrolment_family(con, self.ctx)
+            else:
+                out = getattr(compute, f"{family}_family")(con, self.ctx)
+            parts = parts_table(con, out)
+        for code in pc.unique(parts.column("code")).to_pylist():
+            mine = parts.filter(pc.equal(parts.column("code"), code))
+            yield (mine.column("kind")[0].as_py(), code), mine
+        if out.failures:
+            rows = [dict(f, pipeline="nightly") for f in out.failures]
+            schema = arrow_schema("quality_failures")
+            table = pa.Table.from_pylist(rows, schema=pa.schema([schema.field(k) for k in rows[0]]))
+            path = shards.write(table, self.staging_dir + "/failures")
+            yield beam.pvalue.TaggedOutput("failures", {
+                "path": path, "counts": dict(Counter(f["stream"] for f in out.failures))})
+
+
+def parts_table(con: duckdb.DuckDBPyConnection, out: compute.FamilyOutput) -> pa.Table:
+    """A family's components and rule counts as rows of PARTS_SCHEMA; the
+    split indicators' rows are their member-level rows (member_parts), whose
+    sums are the region-level components."""
+    rows = [("indicator", c) for c in out.components if c.code not in BREAKDOWN]
+    rows += [("rule", c) for c in out.rule_parts]
+    flat = [(kind, c.code, c.attr, c.month, None, name, Decimal(v))
+            for kind, c in rows for name, v in c.parts.items()]
+    table = pa.table(list(zip(*flat, strict=True)) if flat else [[]] * 7, schema=PARTS_SCHEMA)
+    member_rows = con.sql(f"""
+        SELECT 'indicator' AS kind, code, attr, month, member, 'num' AS name, num AS value
+        FROM {comp.MEMBER_PARTS}
+        UNION ALL
+        SELECT 'indicator', code, attr, month, member, 'den', den FROM {comp.MEMBER_PARTS}""").to_arrow_table()
+    return pa.concat_tables([table, member_rows.cast(PARTS_SCHEMA)])
+
+
+def sum_parts(table: pa.Table) -> pa.Table:
+    """Exact decimal sums per (kind, code, attr, month, member, part)."""
+    summed = table.group_by(_GROUP, use_threads=False).aggregate([("value", "sum")])
+    return summed.rename_columns(_GROUP + ["value"]).cast(PARTS_SCHEMA)
+
+
+class SumParts(beam.CombineFn):
+    """Per indicator or rule: the shards' parts tables, summed exactly."""
+
+    def create_accumulator(self):
+        return PARTS_SCHEMA.empty_table()
+
+    def add_input(self, acc, table):
+        return sum_parts(pa.concat_tables([acc, table]))
+
+    def merge_accumulators(self, accs):
+        return sum_parts(pa.concat_tables(list(accs)))
+
+    def extract_output(self, acc):
+        return acc
+
+
+#: Parts whose sums are whole counts or money (back to the types compute_run gives).
+_INTS = {"checked", "failed", "active"}
+_CENTS = {"sum"}  # C01: a sum of amounts with two decimals, as DuckDB's sum gives it
+
+
+def _value(name: str, value: Decimal):
+    if name in _INTS:
+        return int(value)
+    if name in _CENTS:
+        return value.quantize(Decimal("0.01"))
+    return value
+
+
+def finish(ctx: RunContext, parts: pa.Table, meta: list[dict],
+           failures: list[dict]) -> compute.RunResult:
+    """The run's rows from the summed parts and the shards' counts."""
+    region = sum_parts(parts.set_column(parts.schema.get_field_index("member"), "member",
+                                        pa.nulls(parts.num_rows, pa.string())))
+    grouped: dict[tuple, dict] = {}
+    for kind, code, attr, month, _, name, value in zip(*region.to_pydict().values(), strict=True):
+        grouped.setdefault((kind, code, attr, month), {})[name] = _value(name, value)
+    components = [comp.Component(c, a, m, p) for (k, c, a, m), p in grouped.items() if k == "indicator"]
+    components += comp.population_components(ctx)
+    rule_parts = [comp.Component(c, a, m, p) for (k, c, a, m), p in grouped.items() if k == "rule"]
+    rules = [r for s in schemas.STREAM_NAMES for r in expectations.rules(s)]
+    with contextlib.closing(compute.connect()) as con:
+        member = parts.filter(pc.is_valid(parts.column("member")))
+        con.register("member_rows", member)
+        comp.reset_member_parts(con)
+        con.execute(f"""INSERT INTO {comp.MEMBER_PARTS}
+            SELECT code, attr, month, member, sum(value) FILTER (name = 'num'),
+                   sum(value) FILTER (name = 'den') FROM member_rows GROUP BY ALL""")
+        breakdown = breakdown_table(con, ctx)
+    return compute.RunResult(
+        indicator_values=indicator_rows(components, ctx),
+        quality_rule_results=rule_rows(rule_parts, ctx, rules),
+        quality_failures=[],
+        failure_files=[f["path"] for f in failures],
+        records_by_month=_months(meta),
+        indicator_breakdown=breakdown,
+        members_seen=_seen(meta),
+        failure_counts=dict(sum((Counter(f["counts"]) for f in failures), Counter())),
+    )
+
+
+def _months(meta: list[dict]) -> dict[str, dict[str, int]]:
+    out: dict[str, Counter] = {s: Counter() for s in schemas.STREAM_NAMES}
+    for m in meta:
+        out[m["stream"]].update(m["months"])
+    return {s: dict(sorted(c.items())) for s, c in out.items()}
+
+
+def _seen(meta: list[dict]) -> dict[str, list[str]]:
+    out: dict[str, set] = {"institution": set(), "matter": set()}
+    for m in meta:
+        for dimension, codes in m["seen"].items():
+            out[dimension] |= set(codes)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def stream_stats(meta: list[dict]) -> list[dict]:
+    """Per stream: decoded, duplicates, conflicts summed over its buckets."""
+    out = {}
+    for m in meta:
+        s = out.setdefault(m["stream"], {"stream": m["stream"], "decoded": 0, "duplicates": 0,
+                                         "conflicts": 0})
+        for k in ("decoded", "duplicates", "conflicts"):
+            s[k] += m[k]
+    return list(out.values())
+
+
+class Finalize(beam.DoFn):
+    """The one global step: every summed aggregate (side input) -> RunResult."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def process(self, _, parts, meta, failures):
+        yield from timed("Finalize", self._finish(parts, meta, failures))
+
+    def _finish(self, parts, meta, failures):
+        tables = [t for _, t in parts]
+        yield finish(self.ctx, pa.concat_tables(tables) if tables else PARTS_SCHEMA.empty_table(),
+                     meta, failures)
