@@ -24,6 +24,7 @@ from tests.builders import (
     settlement_list,
     write_avro,
 )
+from transforms.shard_steps import RouteDeliveries
 from transforms.shards import bucket_sql, default_shards
 from warehouse.duckdb_store import connect
 
@@ -83,6 +84,13 @@ def test_generated_data_covers_every_table(one_shard):
 @pytest.mark.parametrize("shards", [7, 64])
 def test_any_shard_count_gives_identical_tables(generated, one_shard, tmp_path, shards):
     assert run(generated, tmp_path / "w.duckdb", "--shards", str(shards)) == one_shard
+
+
+def test_flushing_routed_pieces_mid_bundle_changes_nothing(generated, one_shard, tmp_path, monkeypatch):
+    """RouteDeliveries buffers a bundle's pieces per bucket; flushed every 50
+    records (many files per bucket) the tables are the same."""
+    monkeypatch.setattr(RouteDeliveries, "FLUSH_ROWS", 50)
+    assert run(generated, tmp_path / "w.duckdb", "--shards", "7") == one_shard
 
 
 def test_two_process_runner_gives_identical_tables(generated, one_shard, tmp_path):

@@ -31,6 +31,9 @@ import apache_beam as beam
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 import expectations
 import schemas
@@ -83,7 +86,15 @@ def _empty(table: str) -> pa.Table:
 
 
 class RouteDeliveries(beam.DoFn):
-    """A decoded batch -> ((stream, event_id bucket), (parquet path, rows))."""
+    """Decoded batches -> ((stream, event_id bucket), (parquet path, rows)).
+
+    A bucket's pieces are buffered over the bundle and written together once
+    ``FLUSH_ROWS`` records are buffered (and at the bundle's end): one file
+    per bucket per flush, not per decoded batch, so the files of a run are
+    about (records / FLUSH_ROWS) × shards rather than (records / 65,536) ×
+    shards, at a bounded memory cost."""
+
+    FLUSH_ROWS = 500_000
 
     def __init__(self, stream: str, staging_dir: str, n: int):
         self.stream, self.staging_dir, self.n = stream, staging_dir, n
@@ -91,8 +102,16 @@ class RouteDeliveries(beam.DoFn):
     def setup(self):
         self.con = compute.connect()
 
+    def start_bundle(self):
+        self.buffer: dict[int, list[pa.Table]] = {}
+        self.buffered = 0
+
     def process(self, batch):
         yield from timed("RouteDeliveries", self._route(batch))
+
+    def finish_bundle(self):
+        for kv in timed("RouteDeliveries", self._flush()):
+            yield WindowedValue(kv, MIN_TIMESTAMP, [GlobalWindow()])
 
     def _route(self, batch):
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
@@ -103,8 +122,17 @@ class RouteDeliveries(beam.DoFn):
         order = pc.sort_indices(buckets)
         table = table.take(order).append_column("_bucket", buckets.take(order))
         for bucket, piece in shards.split_sorted(table):
+            self.buffer.setdefault(bucket, []).append(piece)
+        self.buffered += table.num_rows
+        if self.buffered >= self.FLUSH_ROWS:
+            yield from self._flush()
+
+    def _flush(self):
+        for bucket, pieces in sorted(self.buffer.items()):
+            piece = pa.concat_tables(pieces)
             folder = self.staging_dir + f"/deliveries/{self.stream}/{bucket}"
             yield (self.stream, bucket), (shards.write(piece, folder), piece.num_rows)
+        self.buffer, self.buffered = {}, 0
 
     def teardown(self):
         self.con.close()
