@@ -115,17 +115,22 @@ class RouteDeliveries(beam.DoFn):
 
     def _route(self, batch):
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        for bucket, piece in self._pieces(table):
+            self.buffer.setdefault(bucket, []).append(piece)
+        self.buffered += table.num_rows
+        if self.buffered >= self.FLUSH_ROWS:
+            yield from self._flush()
+
+    def _pieces(self, table: pa.Table):
+        if self.n == 1:  # one bucket: nothing to hash or sort
+            yield 0, table
+            return
         self.con.register("batch", table)
         buckets = self.con.sql(f"SELECT {shards.bucket_sql(shards.DELIVERY_KEY, self.n)} AS b "
                                "FROM batch").to_arrow_table().column("b")
         self.con.unregister("batch")
         order = pc.sort_indices(buckets)
-        table = table.take(order).append_column("_bucket", buckets.take(order))
-        for bucket, piece in shards.split_sorted(table):
-            self.buffer.setdefault(bucket, []).append(piece)
-        self.buffered += table.num_rows
-        if self.buffered >= self.FLUSH_ROWS:
-            yield from self._flush()
+        yield from shards.split_sorted(table.take(order).append_column("_bucket", buckets.take(order)))
 
     def _flush(self):
         for bucket, pieces in sorted(self.buffer.items()):

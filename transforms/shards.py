@@ -47,6 +47,11 @@ def bucket_sql(columns: tuple[str, ...], n: int) -> str:
 def split(con: duckdb.DuckDBPyConnection, relation: str, columns: tuple[str, ...],
           n: int) -> Iterator[tuple[int, pa.Table]]:
     """``relation``'s rows, one table per non-empty bucket of ``columns``."""
+    if n == 1:
+        table = con.sql(f"SELECT * FROM {relation}").to_arrow_table()
+        if table.num_rows:
+            yield 0, table
+        return
     table = con.sql(f"SELECT *, {bucket_sql(columns, n)} AS _bucket FROM {relation} "
                     "ORDER BY _bucket").to_arrow_table()
     yield from split_sorted(table)
