@@ -45,7 +45,6 @@ from transforms.indicators import components as comp
 from transforms.indicators.catalog import BREAKDOWN
 from transforms.quarantine import quarantine
 from transforms.rollup import indicator_rows, rule_rows
-from transforms.staging import local_paths
 from transforms.timing import timed
 from transforms.versions import encode_record, resolve_deliveries
 from warehouse.tables import arrow_schema
@@ -72,13 +71,13 @@ def _connection(memory_limit: str | None):
             con.close()
 
 
-def _read(con: duckdb.DuckDBPyConnection, name: str, paths: list[str], work: str,
+def _read(con: duckdb.DuckDBPyConnection, name: str, paths: list[str], bucket: int,
           empty: pa.Table | None = None) -> None:
-    if paths:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
-                    f"SELECT * FROM read_parquet({local_paths(paths, work)!r})")
-    else:
-        con.register(name, empty)
+    """Table ``name``: the rows of ``bucket`` in the bucketed files ``paths``
+    (in DuckDB's storage, which spills beyond its memory limit)."""
+    con.register(f"{name}_arrow", shards.read_bucket(paths, bucket, empty))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+    con.unregister(f"{name}_arrow")
 
 
 def _empty(table: str) -> pa.Table:
@@ -88,11 +87,10 @@ def _empty(table: str) -> pa.Table:
 class RouteDeliveries(beam.DoFn):
     """Decoded batches -> ((stream, event_id bucket), (parquet path, rows)).
 
-    A bucket's pieces are buffered over the bundle and written together once
-    ``FLUSH_ROWS`` records are buffered (and at the bundle's end): one file
-    per bucket per flush, not per decoded batch, so the files of a run are
-    about (records / FLUSH_ROWS) × shards rather than (records / 65,536) ×
-    shards, at a bounded memory cost."""
+    Batches are buffered over the bundle and written once ``FLUSH_ROWS``
+    records are buffered (and at the bundle's end): one file sorted by
+    bucket per flush (shards.write_buckets), whose path goes to every bucket
+    with rows in it."""
 
     FLUSH_ROWS = 500_000
 
@@ -103,7 +101,7 @@ class RouteDeliveries(beam.DoFn):
         self.con = compute.connect()
 
     def start_bundle(self):
-        self.buffer: dict[int, list[pa.Table]] = {}
+        self.buffer: list[pa.Table] = []
         self.buffered = 0
 
     def process(self, batch):
@@ -115,29 +113,22 @@ class RouteDeliveries(beam.DoFn):
 
     def _route(self, batch):
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        for bucket, piece in self._pieces(table):
-            self.buffer.setdefault(bucket, []).append(piece)
+        self.buffer.append(table)
         self.buffered += table.num_rows
         if self.buffered >= self.FLUSH_ROWS:
             yield from self._flush()
 
-    def _pieces(self, table: pa.Table):
-        if self.n == 1:  # one bucket: nothing to hash or sort
-            yield 0, table
-            return
-        self.con.register("batch", table)
-        buckets = self.con.sql(f"SELECT {shards.bucket_sql(shards.DELIVERY_KEY, self.n)} AS b "
-                               "FROM batch").to_arrow_table().column("b")
-        self.con.unregister("batch")
-        order = pc.sort_indices(buckets)
-        yield from shards.split_sorted(table.take(order).append_column("_bucket", buckets.take(order)))
-
     def _flush(self):
-        for bucket, pieces in sorted(self.buffer.items()):
-            piece = pa.concat_tables(pieces)
-            folder = self.staging_dir + f"/deliveries/{self.stream}/{bucket}"
-            yield (self.stream, bucket), (shards.write(piece, folder), piece.num_rows)
-        self.buffer, self.buffered = {}, 0
+        if not self.buffer:
+            return
+        table = pa.concat_tables(self.buffer)
+        self.buffer, self.buffered = [], 0
+        self.con.register("batch", table)
+        table = shards.bucketed(self.con, "batch", shards.DELIVERY_KEY, self.n)
+        self.con.unregister("batch")
+        path, rows = shards.write_buckets(table, self.staging_dir + f"/deliveries/{self.stream}")
+        for bucket, n in rows.items():
+            yield (self.stream, bucket), (path, n)
 
     def teardown(self):
         self.con.close()
@@ -157,10 +148,10 @@ class ResolveDeliveries(beam.DoFn):
         yield from timed("ResolveDeliveries", self._resolve(element))
 
     def _resolve(self, element):
-        (stream, _), parts = element
+        (stream, bucket), parts = element
         parts = list(parts)
-        with _connection(self.memory_limit) as (con, work):
-            _read(con, "raw", [p for p, _ in parts], work)
+        with _connection(self.memory_limit) as (con, _):
+            _read(con, "raw", [p for p, _ in parts], bucket)
             result = resolve_deliveries(con, stream, "raw")
             for row in result["conflicts"].to_pylist():
                 source = f"{row.pop('_source')}#record={row.pop('_index')}"
@@ -174,10 +165,10 @@ class ResolveDeliveries(beam.DoFn):
                 "months": compute.records_by_month(con, self.ctx, stream),
                 "seen": members.seen_codes(con, [stream])})
             family = shards.FAMILY[stream]
-            for bucket, piece in shards.split(con, f"{stream}_accepted", shards.BUSINESS_KEY[stream],
-                                              self.n):
-                folder = self.staging_dir + f"/{family}/{bucket}"
-                yield (family, bucket), (f"{stream}_accepted", shards.write(piece, folder))
+            table = shards.bucketed(con, f"{stream}_accepted", shards.BUSINESS_KEY[stream], self.n)
+            path, rows = shards.write_buckets(table, self.staging_dir + f"/{family}")
+            for target in rows:
+                yield (family, target), (f"{stream}_accepted", path)
 
 
 class Rekey(beam.DoFn):
@@ -194,27 +185,29 @@ class Rekey(beam.DoFn):
         (family, bucket), items = element
         items = list(items)
         if family == "enrolment":
-            yield from self._versions(items)
+            yield from self._versions(items, bucket)
             return
         for item in items:
             yield (family, bucket), item
         settlements = [p for name, p in items if name == "settlement_accepted"]
         if family == "settlement" and settlements:
-            with _connection(self.memory_limit) as (con, work):
-                _read(con, "settlement_accepted", settlements, work)
-                ids = f"({prepare.reversed_ids_sql(self.ctx)})"
-                for target, piece in shards.split(con, ids, ("init_setl_id",), self.n):
+            with _connection(self.memory_limit) as (con, _):
+                _read(con, "settlement_accepted", settlements, bucket)
+                ids = shards.bucketed(con, f"({prepare.reversed_ids_sql(self.ctx)})", ("init_setl_id",),
+                                      self.n)
+                for target, piece in shards.split_sorted(ids):
                     yield ("settlement", target), ("reversed_ids", piece.column(0).to_pylist())
 
-    def _versions(self, items):
+    def _versions(self, items, bucket: int):
         """Enrolment versions at every period end (prepare.enrolment_versions),
         re-keyed by certno: I09 and E09 look at one person's enrolments."""
-        with _connection(self.memory_limit) as (con, work):
-            _read(con, "enrolment_accepted", [p for _, p in items], work)
+        with _connection(self.memory_limit) as (con, _):
+            _read(con, "enrolment_accepted", [p for _, p in items], bucket)
             prepare.enrolment_versions(con, self.ctx)
-            for target, piece in shards.split(con, "enrolment_versions", shards.PERSON_KEY, self.n):
-                folder = self.staging_dir + f"/person/{target}"
-                yield ("person", target), ("enrolment_versions", shards.write(piece, folder))
+            table = shards.bucketed(con, "enrolment_versions", shards.PERSON_KEY, self.n)
+            path, rows = shards.write_buckets(table, self.staging_dir + "/person")
+            for target in rows:
+                yield ("person", target), ("enrolment_versions", path)
 
 
 class ComputeShard(beam.DoFn):
@@ -231,10 +224,10 @@ class ComputeShard(beam.DoFn):
         (family, bucket), items = element
         progress.note_stage("computing indicators")
         items = list(items)
-        with _connection(self.memory_limit) as (con, work):
+        with _connection(self.memory_limit) as (con, _):
             for table in FAMILY_TABLES[family]:
                 paths = [p for name, p in items if name == table]
-                _read(con, table, paths, work, None if paths else _empty(table))
+                _read(con, table, paths, bucket, None if paths else _empty(table))
             prepare.register_regions(con, self.ctx)
             comp.reset_member_parts(con)
             if family == "settlement":

@@ -13,9 +13,10 @@ a computation needs together lands in the same bucket whatever ``n`` is:
 
 The hash is DuckDB's ``hash()`` on the key columns: the same on every worker
 of a run (one pinned DuckDB), and a key and the ids naming it hash alike
-because they are the same VARCHAR values.  A bucket's pieces travel as
-Parquet files in the run's staging prefix; only their paths cross the
-shuffle (transforms/staging.py says why, and who deletes them).
+because they are the same VARCHAR values.  Each writer writes one
+Parquet file sorted by bucket into the run's staging prefix, and each
+bucket reads its row groups of it; only paths cross the shuffle
+(transforms/staging.py says why, and who deletes them).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.privacy import open_private
@@ -44,21 +46,23 @@ def bucket_sql(columns: tuple[str, ...], n: int) -> str:
     return f"hash({', '.join(columns)}) % {int(n)}"
 
 
-def split(con: duckdb.DuckDBPyConnection, relation: str, columns: tuple[str, ...],
-          n: int) -> Iterator[tuple[int, pa.Table]]:
-    """``relation``'s rows, one table per non-empty bucket of ``columns``."""
+#: Row-group size of the bucketed files: a bucket's reader skips the other row
+#: groups by their ``_bucket`` statistics, reading little more than its rows.
+ROW_GROUP_ROWS = 16_384
+
+
+def bucketed(con: duckdb.DuckDBPyConnection, relation: str, columns: tuple[str, ...],
+             n: int) -> pa.Table:
+    """``relation``'s rows with their bucket (``_bucket``), sorted by it."""
     if n == 1:
-        table = con.sql(f"SELECT * FROM {relation}").to_arrow_table()
-        if table.num_rows:
-            yield 0, table
-        return
-    table = con.sql(f"SELECT *, {bucket_sql(columns, n)} AS _bucket FROM {relation} "
-                    "ORDER BY _bucket").to_arrow_table()
-    yield from split_sorted(table)
+        return con.sql(f"SELECT *, CAST(0 AS UBIGINT) AS _bucket FROM {relation}").to_arrow_table()
+    return con.sql(f"SELECT *, {bucket_sql(columns, n)} AS _bucket FROM {relation} "
+                   "ORDER BY _bucket").to_arrow_table()
 
 
 def split_sorted(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-    """Slices of a table sorted by its ``_bucket`` column (dropped)."""
+    """Slices of a table sorted by its ``_bucket`` column (dropped): small
+    tables that travel as elements (the reversed setl_ids)."""
     if table.num_rows == 0:
         return
     runs = pc.run_end_encode(table.column("_bucket").combine_chunks())
@@ -67,6 +71,45 @@ def split_sorted(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     for bucket, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
         yield int(bucket), body.slice(start, end - start)
         start = end
+
+
+def write_buckets(table: pa.Table, folder: str) -> tuple[str | None, dict[int, int]]:
+    """A table sorted by ``_bucket`` -> one private Parquet file under
+    ``folder`` (local or gs://) that every bucket reads its part of
+    (``read_bucket``), and the rows of each bucket in it.  One file per
+    writer, not one per (writer, bucket): N buckets cost N files a step, not N²."""
+    if table.num_rows == 0:
+        return None, {}
+    runs = pc.run_end_encode(table.column("_bucket").combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    rows = {int(b): e - s for b, s, e in zip(runs.values.to_pylist(), [0, *ends[:-1]], ends, strict=True)}
+    path = FileSystems.join(folder, f"{uuid.uuid4().hex}.parquet")
+    with open_private(path) as fh:
+        pq.write_table(table, fh, compression="lz4", row_group_size=ROW_GROUP_ROWS)
+    return path, rows
+
+
+def read_bucket(paths: list[str], bucket: int, empty: pa.Table | None = None) -> pa.Table:
+    """The rows of ``bucket`` in bucketed files (``_bucket`` dropped): only the
+    row groups whose statistics can hold it are read (remote files by range
+    reads through FileSystems, never copied whole)."""
+    parts = []
+    for path in dict.fromkeys(paths):
+        with (open(path, "rb") if "://" not in path else
+              FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)) as fh:
+            pf = pq.ParquetFile(fh)
+            col = pf.schema_arrow.get_field_index("_bucket")
+            groups = [i for i in range(pf.num_row_groups)
+                      if _may_hold(pf.metadata.row_group(i).column(col).statistics, bucket)]
+            table = pf.read_row_groups(groups)
+        parts.append(table.filter(pc.equal(table.column("_bucket"), bucket)).drop_columns(["_bucket"]))
+    if not parts:
+        return empty
+    return pa.concat_tables(parts)
+
+
+def _may_hold(stats, bucket: int) -> bool:
+    return stats is None or not stats.has_min_max or stats.min <= bucket <= stats.max
 
 
 def write(table: pa.Table, folder: str) -> str:

@@ -2,7 +2,7 @@
 through the runner as elements.
 
 The sharded nightly (transforms/shard_steps.py) writes each key bucket's
-pieces to ``<staging>/<run_id>/<step>/<name>/<bucket>/<uuid>.parquet`` (a
+pieces to ``<staging>/<run_id>/<step or family>/<uuid>.parquet`` (sorted by bucket: each bucket reads its row groups) (a
 local folder, or a gs:// prefix on Dataflow; transforms/shards.py ``write``)
 and only their paths cross the shuffle; a step reads its bucket's files
 with DuckDB, which streams them and spills to disk within its memory limit.
