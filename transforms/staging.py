@@ -1,11 +1,11 @@
 """Staging: decoded records spill to Parquet files instead of travelling
 through the runner as elements.
 
-The sharded nightly (transforms/shard_steps.py) writes each key bucket's
-pieces to ``<staging>/<run_id>/<step or family>/<uuid>.parquet`` (sorted by bucket: each bucket reads its row groups) (a
-local folder, or a gs:// prefix on Dataflow; transforms/shards.py ``write``)
-and only their paths cross the shuffle; a step reads its bucket's files
-with DuckDB, which streams them and spills to disk within its memory limit.
+The sharded nightly (transforms/shard_steps.py) writes its pieces to
+``<staging>/<run_id>/<step or family>/<uuid>.parquet`` (a local folder, or a
+gs:// prefix on Dataflow): one file per writer sorted by key bucket, from
+which each bucket reads its row groups (transforms/shards.py); only paths
+cross the shuffle.
 
 The files hold personal data (raw certno, psn_name, psn_no): local ones are
 0600 in 0700 directories, a run removes its folder on every exit path
