@@ -73,8 +73,15 @@ def _connection(memory_limit: str | None):
 
 def _read(con: duckdb.DuckDBPyConnection, name: str, paths: list[str], bucket: int,
           empty: pa.Table | None = None) -> None:
-    """Table ``name``: the rows of ``bucket`` in the bucketed files ``paths``
-    (in DuckDB's storage, which spills beyond its memory limit)."""
+    """Relation ``name``: the rows of ``bucket`` in the bucketed files ``paths``.
+    Local files: a view DuckDB streams, skipping other buckets' row groups by
+    their statistics; remote ones: their row groups read by range
+    (shards.read_bucket) into a table in DuckDB's storage, which spills."""
+    paths = list(dict.fromkeys(paths))
+    if paths and not any("://" in p for p in paths):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (_bucket) "
+                    f"FROM read_parquet({paths!r}) WHERE _bucket = {int(bucket)}")
+        return
     con.register(f"{name}_arrow", shards.read_bucket(paths, bucket, empty))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
     con.unregister(f"{name}_arrow")
