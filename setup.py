@@ -49,7 +49,8 @@ setup(
         # DuckDB SQL -> BigQuery SQL for readers (warehouse/dialect.py); bqemulator needs <30.12
         "sqlglot>=30.9,<31",
         "openpyxl>=3.1,<4",  # yibao import (XLSX reader); yibao report --format xlsx, yibao evidence
-        "cramjam>=2.8,<3",  # snappy/zstd/lz4 in transforms/decode.py; fast deflate in importer
+        "cramjam>=2.8,<3",  # snappy/zstd/lz4 in transforms/decode.py
+        "isal>=1.6,<2",  # ISA-L raw deflate for yibao import's Avro blocks (importer/avro_write.py)
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12",

@@ -28,17 +28,18 @@ import json
 import os
 from pathlib import Path
 
-import cramjam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from isal import isal_zlib
 
 import schemas
 
 MAGIC = b"Obj\x01"
 BLOCK_ROWS = 4096  # records per container block: what one damaged block can cost
-# Raw deflate (RFC 1951, what Avro's "deflate" is) by cramjam, level 1: about
-# 2.5x zlib's level 1 and 10x its default 6, for files ~15% larger.
+# Raw deflate (RFC 1951, what Avro's "deflate" is) by ISA-L (python-isal),
+# level 1: about 3x cramjam's level 1 and 5x zlib's, files as small as
+# zlib's level 1 (benchmarks/import_throughput.py).
 DEFLATE_LEVEL = 1
 
 _EMPTY = pa.array([b""], pa.binary())
@@ -60,18 +61,51 @@ def _offsets(arr: pa.Array) -> np.ndarray:
 
 class _Fixed:
     """A piece of at most ``width`` bytes a row: a (rows x width) byte
-    matrix and the mask of the bytes that belong to the record.  Adjacent
-    fixed pieces are merged before the per-row concatenation (fewer pieces,
-    much less work for ``binary_join_element_wise``)."""
+    matrix of which each row keeps its first ``nbytes`` bytes (its last,
+    if ``right``; all of them if ``nbytes`` is None).  Adjacent fixed
+    pieces are merged before the per-row concatenation (fewer pieces, much
+    less work for ``binary_join_element_wise``); a run of pieces that keep
+    every byte is the matrix's memory as is."""
 
-    def __init__(self, mat: np.ndarray, keep: np.ndarray):
-        self.mat, self.keep = mat, keep
+    def __init__(self, mat: np.ndarray, nbytes: np.ndarray | None = None, right: bool = False):
+        self.mat, self.nbytes, self.right = mat, nbytes, right
+
+    def keep(self) -> np.ndarray:
+        width = self.mat.shape[1]
+        if self.nbytes is None:
+            return np.ones((len(self.mat), width), dtype=bool)
+        if self.right:
+            return np.arange(width)[None, :] >= (width - self.nbytes)[:, None]
+        return np.arange(width)[None, :] < self.nbytes[:, None]
 
     @staticmethod
-    def merge(parts: list[_Fixed]) -> pa.Array:
-        mat = np.hstack([p.mat for p in parts]) if len(parts) > 1 else parts[0].mat
-        keep = np.hstack([p.keep for p in parts]) if len(parts) > 1 else parts[0].keep
-        return _binary(mat[keep], keep.sum(axis=1))
+    def merge(parts: list[_Fixed]) -> list[pa.Array]:
+        """The pieces' bytes per row: one binary array for each run of pieces
+        that keep every byte (the matrix as is) or of pieces that do not (a
+        mask over their columns only)."""
+        groups: list[list[_Fixed]] = []
+        for p in parts:
+            if groups and (groups[-1][0].nbytes is None) == (p.nbytes is None):
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        return [_Fixed._merge_group(g) for g in groups]
+
+    @staticmethod
+    def _merge_group(parts: list[_Fixed]) -> pa.Array:
+        rows = len(parts[0].mat)
+        edges = np.cumsum([0] + [p.mat.shape[1] for p in parts])
+        mat = np.empty((rows, edges[-1]), dtype=np.uint8)
+        for p, a, b in zip(parts, edges[:-1], edges[1:]):
+            mat[:, a:b] = p.mat
+        if parts[0].nbytes is None:
+            return _binary(mat.reshape(-1), np.full(rows, edges[-1], dtype=np.int64))
+        keep = np.empty(mat.shape, dtype=bool)
+        lengths = np.zeros(rows, dtype=np.int64)
+        for p, a, b in zip(parts, edges[:-1], edges[1:]):
+            keep[:, a:b] = p.keep()
+            lengths += p.nbytes
+        return _binary(mat[keep], lengths)
 
 
 def _varints(values: np.ndarray, present: np.ndarray | None = None) -> _Fixed:
@@ -79,21 +113,31 @@ def _varints(values: np.ndarray, present: np.ndarray | None = None) -> _Fixed:
     ``present`` is False get no bytes."""
     v = values.astype(np.int64, copy=False)
     z = ((v << 1) ^ (v >> 63)).view(np.uint64)
-    nbytes = np.ones(len(z), dtype=np.int64)
-    for k in range(1, 10):
-        nbytes += z >= np.uint64(1 << (7 * k))
-    width = int(nbytes.max()) if len(z) else 1
-    mat = np.empty((len(z), width), dtype=np.uint8)
-    for k in range(width):
-        mat[:, k] = ((z >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
-        mat[:, k] |= np.where(k < nbytes - 1, 0x80, 0).astype(np.uint8)
-    if present is not None:
-        nbytes = np.where(present, nbytes, 0)
-    return _Fixed(mat, np.arange(width)[None, :] < nbytes[:, None])
+    top = int(z.max()) if len(z) else 0
+    width = max(1, -(-top.bit_length() // 7))
+    if width == 1:  # every value below 128: one byte each (lengths, branch indexes)
+        mat = z.astype(np.uint8).reshape(-1, 1)
+        nbytes = None
+    else:
+        mat = np.empty((len(z), width), dtype=np.uint8)
+        nbytes = np.ones(len(z), dtype=np.int64)
+        rest = z
+        for k in range(width):
+            after = rest >> np.uint64(7)
+            more = after != 0
+            mat[:, k] = (rest & np.uint64(0x7F)).astype(np.uint8) | (more.view(np.uint8) << 7)
+            if k < width - 1:
+                nbytes += more
+            rest = after
+        if nbytes.min() == width:  # all as wide (times, dates): no mask
+            nbytes = None
+    if present is not None and not present.all():
+        nbytes = np.where(present, width if nbytes is None else nbytes, 0)
+    return _Fixed(mat, nbytes)
 
 
 def varints(values: np.ndarray, present: np.ndarray | None = None) -> pa.Array:
-    return _Fixed.merge([_varints(values, present)])
+    return _Fixed.merge([_varints(values, present)])[0]
 
 
 def _ints(arr: pa.Array) -> np.ndarray:
@@ -101,7 +145,10 @@ def _ints(arr: pa.Array) -> np.ndarray:
     storage = {pa.date32(): pa.int32()}.get(arr.type, pa.int64())
     if pa.types.is_integer(arr.type):
         storage = arr.type
-    return arr.cast(storage).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    arr = arr.cast(storage)
+    if arr.null_count:
+        arr = arr.fill_null(0)
+    return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _decimal_unscaled(arr: pa.Array) -> np.ndarray:
@@ -113,25 +160,43 @@ def _decimal_unscaled(arr: pa.Array) -> np.ndarray:
 
 
 def _decimal_bytes(arr: pa.Array, present: np.ndarray | None) -> list[_Fixed]:
+    """bytes-decimal: the varint length, then the big-endian two's-complement
+    value, both in one piece: a row keeps the last ``1 + length`` bytes, the
+    length written over the first sign byte it does not keep."""
     v = _decimal_unscaled(arr)
     mag = np.abs(v).astype(np.uint64)
     # fastavro's length: (bit_length(|v|) + 8) // 8, i.e. one byte more for
     # each threshold 2**7, 2**15, ... that |v| reaches
+    top = int(mag.max()) if len(mag) else 0
+    width = (top.bit_length() + 8) // 8
     nbytes = np.ones(len(v), dtype=np.int64)
-    for m in range(2, 9):
+    for m in range(2, width + 1):
         nbytes += mag >= np.uint64(1 << (8 * m - 9))
-    mat = v.astype(">i8").view(np.uint8).reshape(len(v), 8)
+    # big-endian, the last ``width`` bytes (the others are sign bytes for every
+    # row) after one more column for the length of the widest
+    mat = np.empty((len(v), width + 1), dtype=np.uint8)
+    mat[:, 1:] = v.astype(">i8").view(np.uint8).reshape(len(v), 8)[:, 8 - width:]
+    mat[np.arange(len(v)), width - nbytes] = (2 * nbytes).astype(np.uint8)  # zigzag, < 128
+    nbytes += 1
     if present is not None:
         nbytes = np.where(present, nbytes, 0)
-    keep = np.arange(8)[None, :] >= (8 - nbytes)[:, None]
-    return [_varints(nbytes, present), _Fixed(mat, keep)]
+    return [_Fixed(mat, nbytes, right=True)]
 
 
 def _strings(arr: pa.Array, present: np.ndarray | None) -> list[pa.Array | _Fixed]:
     arr = arr.fill_null("") if arr.null_count else arr
-    data = arr.cast(pa.binary())
-    lengths = pc.binary_length(data).to_numpy(zero_copy_only=False).astype(np.int64)
-    return [_varints(lengths, present), data]
+    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+        arr = arr.cast(pa.string())
+    offsets = _offsets(arr)
+    lengths = np.diff(offsets)
+    if len(arr) and lengths.min() == lengths.max() and (present is None or present.all()):
+        # codes, ids, region numbers: one length for the whole batch, so the
+        # bytes are a (rows x length) matrix, merged with their neighbours
+        if not lengths[0]:
+            return [_varints(lengths)]
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        return [_varints(lengths), _Fixed(data.reshape(len(arr), -1))]
+    return [_varints(lengths, present), arr.cast(pa.binary())]
 
 
 def _string_list(arr: pa.Array) -> list[pa.Array | _Fixed]:
@@ -173,8 +238,7 @@ def _value_pieces(arr: pa.Array, avro_type, present) -> list[pa.Array | _Fixed]:
         return _strings(arr, present)
     if kind == "boolean":
         b = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8)
-        keep = np.ones(len(b), bool) if present is None else present
-        return [_Fixed(b[:, None], keep[:, None])]
+        return [_Fixed(b[:, None], None if present is None else present.astype(np.int64))]
     if kind == "array":
         return _string_list(arr)
     raise TypeError(f"no encoder for Avro type {avro_type!r}")
@@ -188,7 +252,7 @@ def _join(pieces: list[pa.Array | _Fixed]) -> pa.Array:
             run.append(piece)
             continue
         if run:
-            arrays.append(_Fixed.merge(run))
+            arrays += _Fixed.merge(run)
             run = []
         if piece is not None:
             arrays.append(piece)
@@ -250,7 +314,7 @@ class ContainerWriter:
         for start in range(0, batch.num_rows, BLOCK_ROWS):
             end = min(start + BLOCK_ROWS, batch.num_rows)
             raw = data[offsets[start]:offsets[end]]
-            block = bytes(cramjam.deflate.compress(raw, level=DEFLATE_LEVEL))
+            block = isal_zlib.compress(raw, DEFLATE_LEVEL, -15)  # wbits -15: raw deflate
             self._f.write(_long(end - start) + _long(len(block)) + block + self.sync)
             self.rows += end - start
 

@@ -86,7 +86,7 @@ def _convert(batch, plan, header, stream: str, mapping) -> tuple[pa.Table, pa.Ar
     schema = schemas.load(stream)
     n = len(batch.lines)
     columns, reasons = [], []
-    if not batch.native:  # undecodable bytes: say so rather than a confusing type error
+    if not batch.native and batch.replaced:  # undecodable bytes: say so, not a type error
         for idx, col in batch.columns.items():
             bad = pc.match_substring(col, REPLACEMENT)
             if pc.any(bad).as_py():

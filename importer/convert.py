@@ -25,6 +25,7 @@ What a value may look like (docs/IMPORT.md):
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -86,12 +87,64 @@ def _none(n: int) -> pa.Array:
     return pa.nulls(n, pa.string())
 
 
+# --- the bytes of a text column: cheap whole-column checks with numpy --------
+# Exports write most columns in one plain shape (``2023-03-01 08:30:00``,
+# ``1234.50``); the checks below find that out at memory speed, and a
+# column in that shape takes Arrow's strict cast directly.  Any doubt — a
+# check or the cast fails — and the column takes the general path, which
+# finds each bad value and its reason.  tests/test_import_fast_paths.py
+# checks that both paths agree.
+
+
+def _text_buffers(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, int64 offsets into them, length + 1) of a string array."""
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset: col.offset + len(col) + 1]
+    data = col.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64)
+
+
+def _graphic(b: np.ndarray) -> np.ndarray:
+    """Printable ASCII other than space (0x21-0x7e)."""
+    return (b - np.uint8(0x21)) < np.uint8(0x7e - 0x21 + 1)
+
+
+def _only(col: pa.Array, allowed: bytes) -> bool:
+    """Every byte of every value is an ASCII digit or one of ``allowed``
+    (and no value is null)."""
+    if col.null_count:
+        return False
+    data, offsets = _text_buffers(col)
+    data = data[offsets[0]:offsets[-1]]
+    ok = (data - np.uint8(ord("0"))) < 10
+    for c in allowed:
+        ok |= data == c
+    return bool(ok.all())
+
+
+def _lengths(col: pa.Array) -> np.ndarray:
+    return np.diff(_text_buffers(col)[1])
+
+
 def _strip(col: pa.Array) -> pa.Array:
+    """Surrounding (Unicode) whitespace removed; the column as is, without
+    a Unicode pass, when no value starts or ends with a space or a
+    non-ASCII byte (the usual case)."""
+    if len(col) and not col.null_count:
+        data, offsets = _text_buffers(col)
+        lengths = np.diff(offsets)
+        if len(data):
+            first = data[np.minimum(offsets[:-1], len(data) - 1)]
+            last = data[np.maximum(offsets[1:] - 1, 0)]
+            if ((lengths == 0) | (_graphic(first) & _graphic(last))).all():
+                return col
+        elif not lengths.any():
+            return col
     return pc.utf8_trim_whitespace(col)
 
 
 def _empty(col: pa.Array) -> pa.Array:
-    return pc.equal(pc.utf8_length(col), 0)
+    return pc.equal(pc.binary_length(col), 0)
 
 
 # --- text -> contract type -----------------------------------------------------
@@ -103,8 +156,36 @@ def _ms_of_naive(naive: pa.Array) -> pa.Array:
     return local.cast(pa.int64())
 
 
+def _plain_timestamp(col: pa.Array) -> pa.Array | None:
+    """int64 UTC ms if every value is ``YYYY-MM-DD[ T]HH:MM:SS[.f{1,3}]``,
+    all naive or all with a good offset; else None.  Arrow's ISO 8601 cast
+    checks the calendar and the clock; it also takes ``HH`` and ``HH:MM``
+    (ruled out by the colons at 13 and 16) and offsets beyond 18 hours
+    (ruled out by a match), and refuses digits beyond the unit."""
+    if not len(col) or col.null_count:
+        return None
+    data, offsets = _text_buffers(col)
+    lengths = np.diff(offsets)
+    if lengths.min() < 19 or lengths.max() > 29:
+        return None
+    start = offsets[:-1]
+    if not ((data[start + 13] == ord(":")) & (data[start + 16] == ord(":"))).all():
+        return None
+    if lengths.max() <= 23:  # no room for an offset: naive, if anything
+        try:
+            return _ms_of_naive(pc.cast(col, pa.timestamp("ms")))
+        except pa.ArrowInvalid:
+            pass
+    try:
+        utc = pc.cast(col, pa.timestamp("ms", tz="UTC"))
+    except pa.ArrowInvalid:
+        return None
+    if pc.any(pc.match_substring_regex(col, r"[+-](19|[2-9]\d)(:?\d\d)?$")).as_py():
+        return None
+    return utc.cast(pa.int64())
+
+
 def text_timestamp(col: pa.Array, fmt: dict) -> Result:
-    col = _strip(col)
     if "format" in fmt:  # the mapping's strptime format (with %z: an offset in the text)
         parsed = pc.strptime(col, fmt["format"], unit="ms", error_is_null=True)
         if parsed.type.tz is None:
@@ -114,6 +195,9 @@ def text_timestamp(col: pa.Array, fmt: dict) -> Result:
         bad = pc.is_null(ms)
         why = f"not a date-time in the format {fmt['format']!r}"
         return Result(ms.cast(schemas.TIMESTAMP), _reason(bad, why))
+    plain = _plain_timestamp(col)
+    if plain is not None:
+        return Result(plain.cast(schemas.TIMESTAMP), _none(len(col)))
     parts = pc.extract_regex(col, _TS)
     ok = parts.is_valid()
     date, time = pc.struct_field(parts, "date"), pc.struct_field(parts, "time")
@@ -154,12 +238,38 @@ def text_timestamp(col: pa.Array, fmt: dict) -> Result:
     return Result(values.cast(schemas.TIMESTAMP), reasons)
 
 
+def _plain_date(col: pa.Array) -> pa.Array | None:
+    """date32 if every value is ``YYYY-MM-DD`` or every value ``YYYYMMDD``
+    (Arrow's cast takes exactly ``YYYY-MM-DD`` and checks the calendar); else None."""
+    if not len(col) or col.null_count:
+        return None
+    data, offsets = _text_buffers(col)
+    lengths = np.diff(offsets)
+    if (lengths == 8).all():
+        digits = data[offsets[0]:offsets[-1]].reshape(len(col), 8)
+        if not ((digits - np.uint8(ord("0"))) < 10).all():
+            return None
+        iso = np.full((len(col), 10), ord("-"), dtype=np.uint8)
+        iso[:, :4], iso[:, 5:7], iso[:, 8:] = digits[:, :4], digits[:, 4:6], digits[:, 6:]
+        col = pa.Array.from_buffers(pa.string(), len(col), [
+            None, pa.py_buffer(np.arange(0, 10 * len(col) + 1, 10, dtype=np.int32)),
+            pa.py_buffer(iso)])
+    elif not (lengths == 10).all():
+        return None
+    try:
+        return pc.cast(col, pa.date32())
+    except pa.ArrowInvalid:
+        return None
+
+
 def text_date(col: pa.Array, fmt: dict) -> Result:
-    col = _strip(col)
     if "format" in fmt:
         parsed = pc.strptime(col, fmt["format"], unit="s", error_is_null=True)
         why = f"not a date in the format {fmt['format']!r}"
         return Result(parsed.cast(pa.date32()), _reason(pc.is_null(parsed), why))
+    plain = _plain_date(col)
+    if plain is not None:
+        return Result(plain, _none(len(col)))
     iso = col
     if not pc.all(pc.match_substring_regex(col, r"^\d{4}-\d{2}-\d{2}$")).as_py():
         iso = pc.replace_substring_regex(col, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
@@ -174,8 +284,25 @@ def text_date(col: pa.Array, fmt: dict) -> Result:
     return Result(pc.if_else(real, values, pa.scalar(None, pa.date32())), reasons)
 
 
+def _plain_money(col: pa.Array, typ: pa.DataType) -> pa.Array | None:
+    """The decimals if every value is plain decimal text of at most 14
+    characters (so at most 14 integer digits, leading zeros included) that
+    Arrow's exact cast takes (it refuses a third decimal that is not 0); else None."""
+    if not len(col):
+        return None
+    lengths = _lengths(col)
+    if lengths.min() < 1 or lengths.max() > 14 or not _only(col, b".+-"):
+        return None
+    try:
+        return pc.cast(col, typ)
+    except pa.ArrowInvalid:
+        return None
+
+
 def text_money(col: pa.Array, typ: pa.DataType) -> Result:
-    col = _strip(col)
+    plain = _plain_money(col, typ)
+    if plain is not None:
+        return Result(plain, _none(len(col)))
     good = pc.match_substring_regex(col, _MONEY)
     if pc.all(good).as_py():  # Arrow's decimal parser is exact; "1.500" -> 1.50
         return Result(pc.cast(col, typ), _none(len(col)))
@@ -196,7 +323,6 @@ def text_money(col: pa.Array, typ: pa.DataType) -> Result:
 
 
 def text_int(col: pa.Array, typ: pa.DataType) -> Result:
-    col = _strip(col)
     shaped = pc.match_substring_regex(col, _INT)
     digits = pc.replace_substring_regex(pc.if_else(shaped, col, "0"), r"\.0*$", "")
     wide = pc.cast(digits, pa.int64())
@@ -210,7 +336,7 @@ def text_int(col: pa.Array, typ: pa.DataType) -> Result:
 
 
 def text_bool(col: pa.Array, fmt: dict) -> Result:
-    low = pc.utf8_lower(_strip(col))
+    low = pc.utf8_lower(col)
     true_words = [str(w).lower() for w in fmt.get("true_values", TRUE_WORDS)]
     false_words = [str(w).lower() for w in fmt.get("false_values", FALSE_WORDS)]
     is_true = pc.is_in(low, pa.array(true_words))
@@ -244,9 +370,27 @@ def text_string(col: pa.Array) -> Result:
     return Result(col, _none(len(col)))
 
 
+_FILLER = {schemas.TIMESTAMP: "1970-01-01 00:00:00", pa.date32(): "1970-01-01"}
+
+
 def convert_text(col: pa.Array, field: pa.Field, fmt: dict) -> Result:
-    """One text column (no nulls: an empty cell is "") -> the field's type."""
+    """One text column (no nulls: an empty cell is "") -> the field's type.
+    The converters below take the text stripped of surrounding whitespace
+    (all but a string field's, which is kept as is)."""
     typ = field.type
+    if pa.types.is_list(typ):
+        return text_list(col, fmt)  # an empty cell is an empty list
+    if typ == pa.string():
+        if not field.nullable:
+            return text_string(col)  # an empty cell is ""
+    else:
+        col = _strip(col)
+    lengths = _lengths(col)
+    empty = None if lengths.all() else pa.array(lengths == 0)
+    if empty is not None and typ != pa.string():
+        # an empty cell's value is replaced below (null, or a reject); filled
+        # first with a value that converts, the column can stay on a fast path
+        col = pc.if_else(empty, _FILLER.get(typ, "0"), col)
     if typ == pa.string():
         res = text_string(col)
     elif typ == schemas.TIMESTAMP:
@@ -259,13 +403,10 @@ def convert_text(col: pa.Array, field: pa.Field, fmt: dict) -> Result:
         res = text_int(col, typ)
     elif typ == pa.bool_():
         res = text_bool(col, fmt)
-    elif pa.types.is_list(typ):
-        return text_list(col, fmt)  # an empty cell is an empty list
     else:
         raise TypeError(f"no text conversion to {typ}")
-    if typ == pa.string() and not field.nullable:
-        return res  # an empty cell is ""
-    empty = _empty(_strip(col)) if typ != pa.string() else _empty(col)
+    if empty is None:
+        return res
     if field.nullable:  # an empty cell is null
         return Result(pc.if_else(empty, pa.scalar(None, typ), res.values),
                       pc.if_else(empty, pa.scalar(None, pa.string()), res.reasons))
