@@ -15,8 +15,13 @@ over two listings) + early firing delay + the day's SQL + the upsert.
 ``--rate R``: records per second (each file holds R x interval records),
 e.g. 100, 1000, 5000.  ``--same-day``: every file is of the same business
 day, so the day grows file by file: the latency of the first and the last
-files shows the per-pane cost as the day grows (flat if panes were
-incremental; the day is recomputed on each pane today, issue 20).
+files shows the per-pane cost as the day grows.
+
+``--pane-cost``: no job; in this process, the cost of one firing's work —
+a batch of ``--records`` new settlements through the streaming steps
+(transforms.streaming_compute.change_deltas, the day's sums, its DAY rows)
+— when the day already holds 0, 1,000, 10,000 and 50,000 settlements
+(issue 20: "a pane must cost what arrived, not what the day holds").
 """
 from __future__ import annotations
 
@@ -83,6 +88,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def pane_cost(batch: int, sizes=(0, 1_000, 10_000, 50_000)) -> None:
+    import reference
+    from pipelines.config import load_config
+    from transforms.context import RunContext
+    from transforms.streaming import SumParts, stream_breakdown, stream_rows
+    from transforms.streaming_compute import FOREVER, change_deltas, parts_components
+
+    ctx = RunContext(ref=reference.load(), config=load_config(), as_of=FOREVER, months=[])
+    noon = dt.datetime.combine(FIRST_DAY, dt.time(4), tzinfo=dt.UTC)
+    sums, made = SumParts(), 0
+
+    def feed(acc, n: int):
+        nonlocal made
+        recs = [dict(settlement(f"p{made + i}", noon + dt.timedelta(seconds=(made + i) % 3600)),
+                     _source="bench", _index=made + i) for i in range(n)]
+        made += n
+        deltas = change_deltas("settlement", [(r["setl_id"], [], [("settlement", r)]) for r in recs], ctx)
+        day = {e[2:]: p for e, p in deltas.entries.items() if e[0] == "settlement"}
+        return sums.add_input(acc, day)
+
+    acc = sums.create_accumulator()
+    print(f"one firing: {batch} new settlements into a day that holds N")
+    for size in sizes:
+        while made < size:
+            acc = feed(acc, min(5_000, size - made))
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            acc = feed(acc, batch)
+            components, _ = parts_components(sums.extract_output(acc)[1], FIRST_DAY.replace(day=1))
+            stream_rows("settlement", components, ctx, FIRST_DAY, "DAY")
+            stream_breakdown("settlement", components, ctx, FIRST_DAY, "DAY")
+            times.append(time.perf_counter() - t0)
+        print(f"  N = {size:>6}: {statistics.median(times) * 1000:7.0f} ms per firing (median of 3)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=20)
@@ -92,11 +133,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--poll-interval", type=float, default=0.5)
     ap.add_argument("--rate", type=float, default=None,
                     help="records per second (overrides --records: rate x interval per file)")
+    ap.add_argument("--pane-cost", action="store_true",
+                    help="measure one firing's work in this process as the day grows (no job)")
+    ap.add_argument("--job-log", default=None, help="keep the job's log (stderr) in this file")
     ap.add_argument("--same-day", action="store_true",
                     help="every file of one business day: the day grows (per-pane cost)")
     args = ap.parse_args(argv)
     if args.rate:
         args.records = max(1, round(args.rate * args.interval))
+    if args.pane_cost:
+        pane_cost(args.records)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="stream_freshness_"))
     landing, staging, warehouse = work / "landing", work / "staging", work / "w.duckdb"
@@ -110,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
          "--poll_interval", str(args.poll_interval),
          "--early_firing_seconds", str(args.early_firing_seconds), "--allow-demo-key"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL,
+        stderr=open(args.job_log, "w") if args.job_log else subprocess.DEVNULL)
     try:
         while not job_started(warehouse):
             time.sleep(0.2)

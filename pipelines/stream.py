@@ -15,23 +15,22 @@ What happens (transforms/streaming.py tells each step's story):
 2. ``DropTooLate``: records later than ``--allowed_lateness_days`` after
    their business day are counted late_dropped.
 3. ``LinkVersions``: state per business key drops duplicate event_ids and
-   routes every version, reversal and settlement list to the business days
-   it changes.
-4. ``DayPanes``: one-day windows on Asia/Shanghai midnight (16:00 UTC),
-   accumulating panes: early every ``--early_firing_seconds``, on time at the
-   watermark, late on corrections; I13 has panes closing when the day's 30
-   days for a settlement list have passed.
-5. ``ComputeDays`` / ``MonthTotals``: each pane recomputes its day with the
-   nightly job's SQL (latest versions, reversals, rule verdicts, components)
-   and the month is the sum of its days; DAY and MONTH rows of I08 I10 I13
-   I14 I17 I22 I25 I26 R01–R05 S02, pipeline = 'stream', are upserted on
-   every firing (the warehouse key includes pipeline: nightly rows are never
-   touched).
-   Quality: each pane checks the day's records with the nightly's rules
+   turns each new record into a change of its key (records before, after).
+4. ``BatchChanges`` / ``ComputeChanges``: batches of changes; each changed
+   key's old contribution is retracted and its new one added, computed with
+   the nightly job's SQL (latest versions, reversals, rule verdicts,
+   components) over the changed keys' records only.
+5. ``Totals``: CombinePerKey sums per (group, day) and (group, month), in
+   the global window, early every ``--early_firing_seconds`` and at the end
+   of a drain: DAY and MONTH rows of I08 I10 I14 I17 I22 I25 I26 R01–R05
+   S02, pipeline = 'stream', upserted on every firing (the warehouse key
+   includes pipeline: nightly rows are never touched).  I13 is published
+   per day once the day's 30 days for a settlement list have passed.
+   Quality: the changed keys' records are checked with the nightly's rules
    (settlement, settlement_list by upload day, contribution, filing by
    submitted day; enrolment rules check a month-end stock: nightly only):
-   quality_failures of the day replaced per pane, quality_rule_results
-   MONTH rows, both pipeline = 'stream'.
+   their quality_failures replaced per key, quality_rule_results MONTH
+   rows, both pipeline = 'stream'.
 6. ``CountRecords``: pipeline_run_streams of the job's one pipeline_runs row
    (status running) as panes fire: read = accepted + duplicates +
    dead_lettered + late_dropped.
@@ -73,20 +72,24 @@ from transforms.context import RunContext
 from transforms.indicators.catalog import INDICATORS
 from transforms.streaming import (
     DEAD_LETTERS,
+    DUE,
     TALLIES,
-    ComputeDays,
+    BatchChanges,
+    ComputeChanges,
     CountRecords,
-    DayPanes,
+    DayRows,
     DecodeDeliveries,
     DropTooLate,
     LinkVersions,
-    MonthTotals,
+    MonthOfDueDays,
+    MonthRows,
     StreamSettings,
+    Totals,
     Write,
     count_row,
 )
 from transforms.streaming_compute import FOREVER
-from transforms.streaming_sink import WriteToWarehouse, upsert, with_warehouse
+from transforms.streaming_sink import WriteLatest, WriteToWarehouse, upsert, with_warehouse
 from transforms.streaming_sources import LandingWatch, ReadSubscriptions, parse_subscriptions
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,9 @@ class StreamOptions(PipelineOptions):
         parser.add_argument("--allowed_lateness_days", "--allowed-lateness-days", dest="allowed_lateness_days", type=int, default=None,
                             help="Records later than this after their business day are dropped "
                                  "and counted; default parameters.allowed_lateness_days (7)")
+        parser.add_argument("--batch_shards", "--batch-shards", dest="batch_shards", type=int, default=1,
+                            help="Batches of changes computed side by side per stream family "
+                                 "(about the number of workers; 1 on the local runner)")
         parser.add_argument("--max_runtime_seconds", "--max-runtime-seconds", dest="max_runtime_seconds", type=float, default=None,
                             help="Stop after N seconds (bounded local runs, demos, benchmarks)")
         parser.add_argument("--drain", action="store_true",
@@ -165,29 +171,40 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
         tuple[str, typing.Any]).with_outputs(DEAD_LETTERS, TALLIES, main="records")
     timely = decoded.records | "DropTooLate" >> DropTooLate(settings.allowed_lateness_days)
     linked = timely.records | "LinkVersions" >> LinkVersions(settings)
+    changes = (linked.changes
+               | "BatchChanges" >> BatchChanges()
+               | "ComputeChanges" >> beam.ParDo(ComputeChanges(settings.ctx)).with_outputs(
+                   DUE, "months", "rows", TALLIES, main="days"))
 
-    days = (linked.days
-            | "DayPanes" >> DayPanes(settings)
-            | "ComputeDays" >> beam.ParDo(ComputeDays(settings.ctx)).with_outputs("rows", main="results"))
-    list_days = (linked.due
-                 | "ListDuePanes" >> DayPanes(settings, early=False)
-                 | "ComputeListDays" >> beam.ParDo(ComputeDays(settings.ctx)).with_outputs(
-                     "rows", main="results"))
+    days = (changes.days
+            | "DayTotals" >> Totals(settings)
+            | "DayRows" >> beam.ParDo(DayRows(settings.ctx)).with_outputs("rows", main="results"))
+    due_days = (changes[DUE]
+                | "DueDayTotals" >> Totals(settings, due=True)
+                | "DueDayRows" >> beam.ParDo(DayRows(settings.ctx)).with_outputs("rows", main="results"))
+    months = (changes.months
+              | "MonthTotals" >> Totals(settings)
+              | "MonthRows" >> beam.ParDo(MonthRows(settings.ctx)).with_outputs("rows", main="results"))
+    due_months = due_days.results | "DueMonths" >> MonthOfDueDays(settings)
     day_results = (_global("DayResultsGlobal", days.results),
-                   _global("ListResultsGlobal", list_days.results)) | "AllDayResults" >> beam.Flatten()
-    month_rows = day_results | "MonthTotals" >> MonthTotals(settings)
+                   _global("DueResultsGlobal", due_days.results)) | "AllDayResults" >> beam.Flatten()
+    month_rows = (_global("MonthResultsGlobal", months.results),
+                  _global("DueMonthResultsGlobal", due_months.results)) | "AllMonthRows" >> beam.Flatten()
+    # DAY and MONTH rows: each period's firings written in order (WriteLatest).
+    _ = ((_global("DayRowsGlobal", days.rows), _global("DueRowsGlobal", due_days.rows),
+          _global("MonthRowsGlobal", months.rows), _global("DueMonthRowsGlobal", due_months.rows))
+         | "AllPeriodRows" >> beam.Flatten()
+         | "WriteLatest" >> beam.ParDo(WriteLatest(settings.warehouse, settings.run_id)).with_input_types(
+             tuple[tuple[str, str, int], typing.Any]))
 
-    counts = ((decoded[TALLIES], timely[TALLIES], linked[TALLIES])
+    counts = ((decoded[TALLIES], timely[TALLIES], linked[TALLIES],
+               _global("FailureCountsGlobal", changes[TALLIES]))
               | "AllTallies" >> beam.Flatten()
               | "CountRecords" >> CountRecords(settings))
     dead_letters = (decoded[DEAD_LETTERS], linked[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
 
     writes = (
-        _global("DayRowsGlobal", days.rows),
-        _global("ListRowsGlobal", list_days.rows),
-        month_rows | "MonthRows" >> beam.FlatMap(
-            lambda m: [Write("indicator_values", m.values), Write("quality_rule_results", m.rules),
-                       *([m.breakdown] if m.breakdown else [])]),
+        _global("FailureRowsGlobal", changes.rows),
         _global("CountsGlobal", counts) | "CountRows" >> beam.Map(
             lambda row: Write("pipeline_run_streams", [row])),
         dead_letters | "DeadLetterRows" >> beam.Map(lambda d: Write("dead_letters", [d])),
@@ -231,6 +248,7 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
         early_firing_seconds=max(1, int(early if early is not None else params["early_firing_seconds"])),
         allowed_lateness_days=int(lateness if lateness is not None
                                   else params["allowed_lateness_days"]),
+        batch_shards=max(1, opts.batch_shards),
     )
 
 

@@ -302,3 +302,29 @@ def test_lateness_is_a_parameter(tmp_path, lateness):
     out = run_stream(script.end(), tmp_path, lateness_days=lateness)
     assert out.value("I08", "640104", "DAY", DAY1) == (1, 1)
     assert out.counts("settlement")["late_dropped"] == 1
+
+
+def test_reversal_after_its_day_window_closed_still_changes_the_day(tmp_path):
+    """Issue 20: "Late corrections are dropped on Dataflow ... A reversal or
+    settlement list that arrives after its day's window closed is not
+    applied.  Within the allowed lateness every correction must update the
+    rows it changes, on every runner."  The reversal is within the allowed
+    lateness of its own day, but the watermark is past the end of the
+    settlement's day plus the lateness (and the old windows' slack day):
+    the settlement's day still loses it."""
+    lateness = 2
+    s5 = settlement("g5", utc(2023, 3, 6, 2))
+    r5 = reversal(s5, "g5-r", utc(2023, 3, 10, 2))  # 4 days later
+    closed = start_of(DAY1 + (1 + lateness + 1) * DAY) + dt.timedelta(hours=6)
+    script = (Script(start_of(DAY1))
+              .send(message("settlement", s5)).tick()
+              .watermark(closed)  # DAY1 + lateness + slack has passed
+              .send(message("settlement", r5)).tick())
+    out = run_stream(script.end(), tmp_path, lateness_days=lateness)
+
+    assert out.counts("settlement")["late_dropped"] == 0
+    assert out.sequence("settlement", DAY1, "I14") == [(1, 1), (0, 0)]
+    assert out.value("I14", "640104", "DAY", DAY1) == (0, 0)
+    assert out.value("R01", "640104", "DAY", DAY1) == (0, 0)
+    assert out.value("I14", "640104", "MONTH", MARCH) == (0, 0)
+    assert out.value("I08", "640104", "MONTH", MARCH) == (2, 2)

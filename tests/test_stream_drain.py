@@ -138,3 +138,20 @@ def test_drain_waits_for_a_file_still_being_written(tmp_path):
     code = yibao(["stream", "--subscriptions", "settlement=projects/p/subscriptions/s", "--drain",
                   "--warehouse", f"duckdb:///{tmp_path / 'x.duckdb'}"])
     assert code == 2
+
+
+def test_stream_counts_its_quality_failures(drained):
+    """Issue 20: pipeline_run_streams.quality_failures for the stream was
+    written as 0; it is the number of the stream's quality_failures rows,
+    as the nightly's is."""
+    _, nightly_wh, stream_wh, _ = drained
+    marks = ", ".join("?" for _ in STREAMED_RULE_STREAMS)
+    counted = (f"SELECT stream, quality_failures FROM pipeline_run_streams "
+               f"WHERE stream IN ({marks}) ORDER BY stream")
+    rows = (f"SELECT stream, count(*) FROM quality_failures WHERE stream IN ({marks}) "
+            f"GROUP BY stream ORDER BY stream")
+    stream = dict(sql(stream_wh, counted, *STREAMED_RULE_STREAMS))
+    assert set(stream) == set(STREAMED_RULE_STREAMS)
+    assert stream == {s: 0 for s in stream} | dict(sql(stream_wh, rows, *STREAMED_RULE_STREAMS))
+    assert stream == dict(sql(nightly_wh, counted, *STREAMED_RULE_STREAMS))
+    assert any(stream.values())

@@ -1,5 +1,5 @@
 """The streaming steps, in the order the records meet them (pipelines/stream.py
-wires them; ARCHITECTURE.md "stream").
+wires them; ARCHITECTURE.md "stream", "Scale-out").
 
 1. ``DecodeDeliveries``: a Pub/Sub message (one schemaless Avro record, its
    ``schema`` attribute the contract fingerprint) or a landed Avro file ->
@@ -10,29 +10,34 @@ wires them; ARCHITECTURE.md "stream").
    near the end of the calendar for the day windows -> dead letters.
 2. ``DropTooLate``: a record whose business day closed more than the allowed
    lateness ago is counted ``late_dropped`` and goes no further.
-3. ``LinkVersions``: state per business key (setl_id, case_id; event_id for
-   contributions and enrolments) drops duplicate event_ids and routes each
-   record to the business days it can change: a settlement's versions to
-   every day any of them falls on (a correction may move it), a reversal and
-   the settlement lists of a setl_id to the days of that settlement, whichever
-   arrives first.
-4. ``DayPanes``: fixed one-day windows aligned on Asia/Shanghai midnight,
-   accumulating panes: early every N seconds of processing time, on time at
-   the watermark, late as corrections arrive.  I13 (list within 30 days) has
-   its own panes, windowed by the day its 30 days run out, that never fire
-   early.
-5. ``ComputeDays``: each pane -> the day's components with the nightly SQL
-   (transforms/streaming_compute.py) -> DAY rows.
-6. ``MonthTotals``: state per month keeps the latest components of each of
-   its days -> MONTH rows (components add over days).
+3. ``LinkVersions``: state per business key (setl_id with its reversals and
+   settlement lists, case_id; event_id for contributions and enrolments)
+   drops duplicate event_ids and turns each new record into a ``Change``:
+   the key's records before and after it.
+4. ``BatchChanges``: changes batched per (family, shard) for a fraction of a
+   second of processing time.
+5. ``ComputeChanges``: a batch -> the retraction of each changed key's old
+   contribution and its new one, with the nightly SQL over the changed keys'
+   records only (transforms/streaming_compute.py), summed per (group, day,
+   indicator or rule, region, member); the changed keys' quality_failures.
+6. ``Totals``: CombinePerKey sums of the changes per (group, day) and per
+   (group, month), exact decimals, in the global window (a correction is
+   never too late for them), early every N seconds -> DAY and MONTH rows.
+   I13 (list within 30 days) is summed in business-day windows at the day
+   its 30 days run out, never early; its months add up its due days.
 7. ``CountRecords``: read / accepted / duplicates / dead-lettered / late
-   counts per stream -> pipeline_run_streams.
+   counts and the quality_failures rows per stream -> pipeline_run_streams.
+
+A firing costs what arrived: the changed keys' records go through the SQL,
+and the totals are sums over (indicator, region, member), whatever the
+number of records behind them.
 """
 from __future__ import annotations
 
 import datetime as dt
 import typing
-from collections import Counter
+import zlib
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,7 +51,12 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
-from apache_beam.transforms.window import FixedWindows, GlobalWindows, TimestampedValue
+from apache_beam.transforms.window import (
+    FixedWindows,
+    GlobalWindows,
+    TimestampCombiner,
+    TimestampedValue,
+)
 from apache_beam.utils.timestamp import Timestamp
 
 import expectations
@@ -59,7 +69,12 @@ from transforms.indicators.catalog import BREAKDOWN
 from transforms.provisional import provisional
 from transforms.quarantine import quarantine
 from transforms.rollup import indicator_rows, rule_rows
-from transforms.streaming_compute import GROUP_CODES, GROUP_RULE_STREAM, day_components
+from transforms.streaming_compute import (
+    GROUP_CODES,
+    GROUP_RULE_STREAM,
+    change_deltas,
+    parts_components,
+)
 from transforms.timeutil import BUSINESS_TZ, business_date
 from transforms.versions import encode_record
 
@@ -104,6 +119,9 @@ class StreamSettings:
     quarantine_dir: str
     early_firing_seconds: int  # whole seconds: the runner API has no finer trigger delay
     allowed_lateness_days: int
+    #: Batches of changes per family computed side by side (step 4): about
+    #: the number of workers; 1 on the local runner (one process).
+    batch_shards: int = 1
 
 
 def event_time(stream: str, rec: dict) -> dt.datetime:
@@ -266,11 +284,12 @@ class DropTooLate(beam.PTransform):
 
 
 # --- 3. versions, duplicates, joins -------------------------------------------------
-#: The pane group each stream's records are counted in; enrolment feeds no
-#: streamed indicator (I07 and I09 are stocks), it is only deduplicated and counted.
+#: The family (business key kind) each stream's records change; enrolment
+#: feeds no streamed indicator (I07 and I09 are stocks), it is only
+#: deduplicated and counted.
 FAMILY = {"settlement": "settlement", "settlement_list": "settlement",
           "contribution": "contribution", "filing": "filing", "enrolment": None}
-#: The state of a settlement key lives until its I13 panes have closed.
+#: The state of a settlement key lives until its I13 figures have closed.
 RETENTION_EXTRA_DAYS = {"settlement": LIST_DAYS + 1}
 
 
@@ -296,30 +315,34 @@ def _payload(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if not k.startswith("_")}
 
 
+class Change(NamedTuple):
+    """A business key's records before and after one record arrived."""
+    key: typing.Any
+    old: list  # [(stream, record)]
+    new: list
+
+
 _RECORDS = BagStateSpec("records", PickleCoder())
-_DAYS = ReadModifyWriteStateSpec("days", PickleCoder())
-_GC_AT = ReadModifyWriteStateSpec("gc_at", PickleCoder())
+_LAST_DAY = ReadModifyWriteStateSpec("last_day", PickleCoder())
 _LINK_GC = TimerSpec("gc", TimeDomain.WATERMARK)
-RECORDS, DAYS, GC_AT, LINK_GC = (beam.DoFn.StateParam(_RECORDS), beam.DoFn.StateParam(_DAYS),
-                                 beam.DoFn.StateParam(_GC_AT), beam.DoFn.TimerParam(_LINK_GC))
+RECORDS, LAST_DAY, LINK_GC = (beam.DoFn.StateParam(_RECORDS), beam.DoFn.StateParam(_LAST_DAY),
+                              beam.DoFn.TimerParam(_LINK_GC))
 
 
 class LinkRecords(beam.DoFn):
     """Keyed by business key, in the global window.  State: every record of
-    the key (its versions and context), the business days its versions fall
-    on, and a garbage-collection timer once all those days' windows have
-    closed (which also bounds the event_id dedupe in time).
+    the key (its versions and context), and a garbage-collection timer once
+    the windows of every day its records fall on have closed (which also
+    bounds the event_id dedupe in time).  Each new record -> a ``Change``
+    of the key (its records before and after), keyed by (family, shard)."""
 
-    Each new record goes to every day of the key; a day the key reaches for
-    the first time gets all of the key's records, so that the day's SQL sees
-    the latest version, its reversals and its lists."""
-
-    def __init__(self, quarantine_dir: str, lateness_days: int):
+    def __init__(self, quarantine_dir: str, lateness_days: int, shards: int):
         self.quarantine_dir = quarantine_dir
         self.lateness_days = lateness_days
+        self.shards = shards
 
-    def process(self, element, records=RECORDS, days_state=DAYS, gc_at=GC_AT, gc=LINK_GC):
-        (family, _), (role, stream, rec) = element
+    def process(self, element, records=RECORDS, last_day=LAST_DAY, gc=LINK_GC):
+        (_, key), (role, stream, rec) = element
         own = role == "own"
         kept = list(records.read())
         twin = next((r for s, r in kept if r["event_id"] == rec["event_id"] and s == stream), None)
@@ -340,55 +363,39 @@ class LinkRecords(beam.DoFn):
         records.add((stream, rec))
         if own:
             yield _tally(stream, accepted=1)
-        group = FAMILY[stream]
-        day = business_date(event_time(stream, rec))
-        days = days_state.read() or set()
-        # A version puts its key on its days; a list or a reversal only follows.
-        fresh = own_days(stream, rec) - days if group and own else set()
-        if own and stream == "settlement_list":  # its quality rules, on its own upload day
-            yield TimestampedValue((("settlement_list", day.toordinal()), (stream, rec)), day_start(day))
-        if fresh:
-            days_state.write(days | fresh)
-        everything = [*kept, (stream, rec)]
-        for target in sorted(days | fresh) if group else []:
-            for item in (everything if target in fresh else [(stream, rec)]):
-                yield from _route(group, target, item)
-        retain = self.lateness_days + WINDOW_SLACK_DAYS + RETENTION_EXTRA_DAYS.get(group, 0)
-        until = day_expiry(max(days | fresh | {day}), retain)
-        if gc_at.read() is None or until > gc_at.read():
-            gc_at.write(until)
-            gc.set(until)
+        family = FAMILY[stream]
+        if family:
+            # The shards spread a family over workers; a batch lets one DuckDB
+            # run serve many keys.
+            shard = zlib.crc32(repr(key).encode()) % self.shards
+            yield (family, shard), Change(key, kept, [*kept, (stream, rec)])
+        # Forget the key once its latest day (its versions' and what followed
+        # them) and the I13 days after it have closed.
+        day = max(own_days(stream, rec) | {business_date(event_time(stream, rec))})
+        latest = last_day.read()
+        if latest is None or day > latest:
+            last_day.write(day)
+            retain = self.lateness_days + WINDOW_SLACK_DAYS + RETENTION_EXTRA_DAYS.get(family, 0)
+            gc.set(day_expiry(day, retain))
 
     @on_timer(_LINK_GC)
-    def forget(self, records=RECORDS, days_state=DAYS, gc_at=GC_AT):
+    def forget(self, records=RECORDS, last_day=LAST_DAY):
         records.clear()
-        days_state.clear()
-        gc_at.clear()
+        last_day.clear()
 
 
 def own_days(stream: str, rec: dict) -> set[dt.date]:
-    """The business days a version of a key puts the key on: its event day,
-    and for a case also the day it was submitted (its quality rules count it
-    there).  A settlement list or a reversal only follows its settlement."""
-    if stream == "settlement_list":
-        return set()
+    """The business days a record counts on: its event day, and for a case
+    also the day it was submitted (its quality rules count it there)."""
     days = {business_date(event_time(stream, rec))}
-    if stream == "filing":
+    if stream == "filing" and rec["submitted_time"] is not None:
         days.add(business_date(rec["submitted_time"]))
     return days
 
 
-def _route(group: str, day: dt.date, item):
-    """One record for one day's panes (timestamped inside that day's window)."""
-    yield TimestampedValue(((group, day.toordinal()), item), day_start(day))
-    if group == "settlement":  # I13 panes: windowed by the day the 30 days run out
-        yield TaggedOutput(DUE, TimestampedValue(
-            (("i13", day.toordinal()), item), day_start(day + dt.timedelta(days=LIST_DAYS))))
-
-
 class LinkVersions(beam.PTransform):
-    """(stream, record) -> ((group, day), (stream, record)) for the day panes,
-    ``due`` for the I13 panes, plus ``tallies`` and ``dead_letters``."""
+    """(stream, record) -> ((family, shard), Change) on ``changes``, plus
+    ``tallies`` and ``dead_letters``."""
 
     def __init__(self, settings: StreamSettings):
         super().__init__()
@@ -400,45 +407,152 @@ class LinkVersions(beam.PTransform):
             | "KeyByBusinessKey" >> beam.FlatMap(link_keys).with_output_types(
                 tuple[tuple[str, str], typing.Any])
             | "LinkRecords" >> beam.ParDo(LinkRecords(
-                self.settings.quarantine_dir, self.settings.allowed_lateness_days)).with_outputs(
-                DUE, TALLIES, DEAD_LETTERS, main="days")
+                self.settings.quarantine_dir, self.settings.allowed_lateness_days,
+                self.settings.batch_shards)).with_outputs(
+                TALLIES, DEAD_LETTERS, main="changes")
         )
 
 
-# --- 4. day panes -----------------------------------------------------------------
-class DayPanes(beam.PTransform):
-    """Business-day windows, accumulating panes; ``early=False`` for panes
-    that only fire at the watermark and on late data (I13)."""
+# --- 4. batches of changes -----------------------------------------------------------
 
-    def __init__(self, settings: StreamSettings, early: bool = True):
-        super().__init__()
-        self.settings, self.early = settings, early
 
-    def expand(self, routed):
-        every = trigger.AfterProcessingTime(self.settings.early_firing_seconds)
+class _Seconds(float):
+    """A trigger delay below a second: Beam's Python AfterProcessingTime
+    writes ``delay * 1000`` into the runner API's integer milliseconds."""
+
+    def __mul__(self, other):
+        return round(float(self) * other)
+
+
+#: A batch fires this long (processing time) after its first change.  (An
+#: AfterAny with AfterCount would bound its size, but the local runner then
+#: stops firing it early after the first batch.)
+BATCH_SECONDS = _Seconds(0.25)
+
+
+class BatchChanges(beam.PTransform):
+    """((family, shard), Change) -> ((family, shard), [Change]) every
+    ``BATCH_SECONDS`` of processing time and what is left when the
+    input ends.  A batch's timestamp is its earliest change's and holds the
+    watermark until it fires, so the I13 figures after it are never late
+    for their windows."""
+
+    def expand(self, changes):
         return (
-            routed
-            | "BusinessDays" >> beam.WindowInto(
-                BUSINESS_DAYS,
-                trigger=trigger.AfterWatermark(early=every if self.early else None, late=every),
-                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-                allowed_lateness=(self.settings.allowed_lateness_days + WINDOW_SLACK_DAYS)
-                * DAY_SECONDS)
-            | "GroupByDay" >> beam.GroupByKey().with_input_types(tuple[tuple[str, int], typing.Any])
+            changes
+            | "BatchWindow" >> beam.WindowInto(
+                GlobalWindows(),
+                trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(BATCH_SECONDS)),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+                timestamp_combiner=TimestampCombiner.OUTPUT_AT_EARLIEST)
+            | "GroupBatch" >> beam.GroupByKey().with_input_types(tuple[tuple[str, int], typing.Any])
         )
 
 
-# --- 5. day values -----------------------------------------------------------------
+# --- 5. what the changes do ----------------------------------------------------------
+class ComputeChanges(beam.DoFn):
+    """A batch of one family's changes -> the summed retractions and new
+    contributions (streaming_compute.change_deltas), per (group, day) on the
+    main output, per (group, month) on ``months``, I13's per day on ``due``
+    at the day its 30 days run out; the changed keys' quality_failures on
+    ``rows`` and the change in their number on ``tallies``."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def process(self, element):
+        (family, _), changes = element
+        deltas = change_deltas(family, [(c.key, c.old, c.new) for c in changes], self.ctx)
+        by_day: dict = defaultdict(dict)
+        by_month: dict = defaultdict(dict)
+        for (group, day, kind, code, attr, member), parts in deltas.entries.items():
+            by_day[(group, day)][(kind, code, attr, member)] = parts
+            month = by_month[(group, day.replace(day=1))]
+            have = month.setdefault((kind, code, attr, member), {})
+            for name, value in parts.items():
+                have[name] = have.get(name, 0) + value
+        for (group, day), entries in by_day.items():
+            if group == "i13":  # published once the day's 30 days have passed
+                yield TaggedOutput(DUE, TimestampedValue(
+                    (("i13", day.toordinal()), entries), day_start(day + dt.timedelta(days=LIST_DAYS))))
+            else:
+                yield (group, day.toordinal()), entries
+        for (group, month), entries in by_month.items():
+            if group != "i13":
+                yield TaggedOutput("months", ((group, month.toordinal()), entries))
+        for stream, keys in deltas.record_keys.items():
+            rows = [dict(f, pipeline="stream") for f in deltas.failures.get(stream, [])]
+            yield TaggedOutput("rows", Write("quality_failures", rows, {
+                "pipeline": ["stream"], "stream": [stream], "record_key": keys}))
+        for stream, n in deltas.failure_counts.items():
+            if n:
+                yield _tally(stream, quality_failures=n)
+
+
+# --- 6. day and month totals -------------------------------------------------------
+class SumParts(beam.CombineFn):
+    """Exact sums of entries {(kind, code, attr, member): parts}; the output
+    is (number of inputs, sums): firings accumulate, so the number orders them."""
+
+    def create_accumulator(self):
+        return 0, {}
+
+    def add_input(self, acc, entries):
+        n, sums = acc
+        for entry, parts in entries.items():
+            have = sums.setdefault(entry, {})
+            for name, value in parts.items():
+                have[name] = have.get(name, 0) + value
+        return n + 1, sums
+
+    def merge_accumulators(self, accs):
+        n, sums = 0, {}
+        for m, entries in accs:
+            self.add_input((0, sums), entries)
+            n += m
+        return n, sums
+
+    def extract_output(self, acc):
+        return acc
+
+
+class Totals(beam.PTransform):
+    """Entries per (group, period) -> their running sums: in the global window
+    (no correction is ever too late for them: the gate decides), early every N
+    seconds of processing time and once more when the input ends; ``due``:
+    I13's business-day windows at the day its 30 days run out, on time at the
+    watermark and late as corrections arrive, never early."""
+
+    def __init__(self, settings: StreamSettings, due: bool = False):
+        super().__init__()
+        self.settings, self.due = settings, due
+
+    def expand(self, entries):
+        every = trigger.AfterProcessingTime(self.settings.early_firing_seconds)
+        if self.due:
+            window = beam.WindowInto(
+                BUSINESS_DAYS, trigger=trigger.AfterWatermark(late=every),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+                allowed_lateness=(self.settings.allowed_lateness_days + WINDOW_SLACK_DAYS) * DAY_SECONDS)
+        else:
+            window = beam.WindowInto(
+                GlobalWindows(), trigger=trigger.AfterWatermark(early=every),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING)
+        return (entries
+                | "Window" >> window
+                | "Sum" >> beam.CombinePerKey(SumParts()).with_input_types(
+                    tuple[tuple[str, int], typing.Any]))
+
+
 class DayResult(NamedTuple):
-    """One fired pane: its day's components.  Panes accumulate, so a later
-    pane of a day holds more records; ``pane_size`` orders them (the local
-    runner's pane timing labels are not reliable for processing-time
-    firings, and the order of arrival downstream is not guaranteed)."""
+    """One firing of a day's totals.  Firings accumulate, so a later one
+    has summed more changes; ``pane_size`` orders them (the order of arrival
+    downstream is not guaranteed)."""
     group: str
     day: dt.date
     pane_size: int
     components: list
-    rules: list  # quality rule components of the day (streaming_compute.DayParts)
+    rules: list  # quality rule components of the day
 
 
 def stream_rows(group: str, components: list, ctx: RunContext, day: dt.date,
@@ -455,7 +569,7 @@ def stream_rows(group: str, components: list, ctx: RunContext, day: dt.date,
             continue
         if period_type == "DAY":
             row.update(period_type="DAY", period_start=day, period_end=day)
-        # The run's as_of is FOREVER here: provisional is judged at the pane's time.
+        # The run's as_of is FOREVER here: provisional is judged at the firing's time.
         rows.append(dict(row, as_of=now, pipeline="stream", provisional=provisional(
             row["indicator_code"], row["period_end"], business_date(now), ctx.config.parameters)))
     return rows
@@ -486,36 +600,30 @@ def stream_breakdown(group: str, components: list, ctx: RunContext, day: dt.date
                                                "period_type": [period_type], "period_start": [start]})
 
 
-class ComputeDays(beam.DoFn):
-    """A pane -> DayResult; its DAY rows on ``rows``."""
-
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-
-    def process(self, element):
-        (group, ordinal), items = element
-        items = list(items)
-        day = dt.date.fromordinal(ordinal)
-        parts = day_components(group, day, items, self.ctx)
-        yield DayResult(group, day, len(items), parts.components, parts.rules)
-        if GROUP_CODES[group]:
-            yield TaggedOutput("rows", Write("indicator_values", stream_rows(
-                group, parts.components, self.ctx, day, "DAY")))
-            if split := stream_breakdown(group, parts.components, self.ctx, day, "DAY"):
-                yield TaggedOutput("rows", split)
-        if rule_stream := GROUP_RULE_STREAM.get(group):
-            # The day's failures replace what earlier panes of the day wrote.
-            yield TaggedOutput("rows", Write(
-                "quality_failures", [dict(f, pipeline="stream") for f in parts.failures],
-                {"pipeline": ["stream"], "stream": [rule_stream], "business_date": [day]}))
-
-
 class Write(NamedTuple):
     """Rows for one warehouse table; ``scope`` (column -> values) for the
     scoped tables: the rows it covers are replaced (warehouse.scope)."""
     table: str
     rows: list
     scope: dict | None = None
+
+
+class DayRows(beam.DoFn):
+    """A firing of a day's totals -> DayResult; its DAY rows on ``rows``."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def process(self, element):
+        (group, ordinal), (n, entries) = element
+        day = dt.date.fromordinal(ordinal)
+        components, rules = parts_components(entries, day.replace(day=1))
+        yield DayResult(group, day, n, components, rules)
+        if GROUP_CODES[group]:
+            split = stream_breakdown(group, components, self.ctx, day, "DAY")
+            yield TaggedOutput("rows", ((group, "DAY", ordinal), (n, [
+                Write("indicator_values", stream_rows(group, components, self.ctx, day, "DAY")),
+                *([split] if split else [])])))
 
 
 class MonthResult(NamedTuple):
@@ -538,8 +646,38 @@ def stream_rule_rows(group: str, rule_parts: list, ctx: RunContext, month: dt.da
             if r["period_type"] == "MONTH"]
 
 
-class MonthTotals(beam.PTransform):
-    """DayResults -> MonthResult whenever one of the month's days changes."""
+def month_result(group: str, month: dt.date, components: list, rules: list,
+                 ctx: RunContext) -> MonthResult:
+    return MonthResult(group, month,
+                       stream_rows(group, components, ctx, month, "MONTH") if GROUP_CODES[group] else [],
+                       stream_rule_rows(group, rules, ctx, month),
+                       stream_breakdown(group, components, ctx, month, "MONTH"))
+
+
+def month_writes(result: MonthResult, n: int) -> TaggedOutput:
+    """A month's rows, keyed for streaming_sink.WriteLatest."""
+    return TaggedOutput("rows", ((result.group, "MONTH", result.month.toordinal()), (n, [
+        Write("indicator_values", result.values), Write("quality_rule_results", result.rules),
+        *([result.breakdown] if result.breakdown else [])])))
+
+
+class MonthRows(beam.DoFn):
+    """A firing of a month's totals -> MonthResult; its rows on ``rows``."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def process(self, element):
+        (group, ordinal), (n, entries) = element
+        month = dt.date.fromordinal(ordinal)
+        result = month_result(group, month, *parts_components(entries, month), self.ctx)
+        yield result
+        yield month_writes(result, n)
+
+
+class MonthOfDueDays(beam.PTransform):
+    """I13's DayResults -> MonthResult whenever one of the month's due days
+    changes (its days are published one by one as their 30 days run out)."""
 
     def __init__(self, settings: StreamSettings):
         super().__init__()
@@ -552,7 +690,7 @@ class MonthTotals(beam.PTransform):
             | "KeyByMonth" >> beam.Map(
                 lambda r: ((r.group, r.day.replace(day=1).toordinal()), r)).with_output_types(
                 tuple[tuple[str, int], typing.Any])
-            | "AddUpDays" >> beam.ParDo(AddUpDays(self.settings))
+            | "AddUpDays" >> beam.ParDo(AddUpDays(self.settings)).with_outputs("rows", main="results")
         )
 
 
@@ -562,8 +700,8 @@ LATEST, MONTH_GC = beam.DoFn.StateParam(_LATEST), beam.DoFn.TimerParam(_MONTH_GC
 
 
 class AddUpDays(beam.DoFn):
-    """Keyed by (group, month): the latest components of each day (the pane
-    with most records: panes accumulate) -> the month's components."""
+    """Keyed by (group, month): the latest firing of each day (the one that
+    summed most changes) -> the month's components."""
 
     def __init__(self, settings: StreamSettings):
         self.settings = settings
@@ -572,19 +710,18 @@ class AddUpDays(beam.DoFn):
         (group, ordinal), result = element
         month = dt.date.fromordinal(ordinal)
         by_day = latest.read() or {}
-        # An older pane overtaken on the way changes nothing.
+        # An older firing overtaken on the way changes nothing.
         if result.day not in by_day or by_day[result.day][0] <= result.pane_size:
             by_day[result.day] = (result.pane_size, result.components, result.rules)
             latest.write(by_day)
             keep = self.settings.allowed_lateness_days + WINDOW_SLACK_DAYS + LIST_DAYS + 1
             gc.set(day_expiry(month_end(month), keep))
-            ctx = self.settings.ctx
             components = [c for _, comps, _ in by_day.values() for c in comps]
             rules = [c for _, _, parts in by_day.values() for c in parts]
-            yield MonthResult(group, month,
-                              stream_rows(group, components, ctx, month, "MONTH") if GROUP_CODES[group] else [],
-                              stream_rule_rows(group, rules, ctx, month),
-                              stream_breakdown(group, components, ctx, month, "MONTH"))
+            result = month_result(group, month, components, rules, self.settings.ctx)
+            yield result
+            # Every day's firings only grow: their sum orders the month's.
+            yield month_writes(result, sum(size for size, _, _ in by_day.values()))
 
     @on_timer(_MONTH_GC)
     def forget(self, latest=LATEST):
@@ -611,8 +748,9 @@ class SumCounts(beam.CombineFn):
 
 
 def count_row(run_id: str, stream: str, counts: dict) -> dict:
-    row = {"run_id": run_id, "stream": stream, "quality_failures": 0}
-    row.update({k: int(counts.get(k, 0)) for k in COUNT_KINDS})
+    row = {"run_id": run_id, "stream": stream}
+    # quality_failures: the stream's rows in quality_failures now (changes add and retract them).
+    row.update({k: int(counts.get(k, 0)) for k in (*COUNT_KINDS, "quality_failures")})
     return row
 
 

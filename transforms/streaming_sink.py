@@ -37,6 +37,8 @@ from collections.abc import Callable
 import apache_beam as beam
 import duckdb
 import pyarrow as pa
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms.streaming import Write
@@ -171,3 +173,27 @@ class WriteToWarehouse(beam.DoFn):
         if writes:
             publish_writes(self.uri, self.run_id, writes)
         return [(w.table, len(w.rows)) for w in writes]
+
+
+_WRITTEN = ReadModifyWriteStateSpec("written", PickleCoder())
+WRITTEN = beam.DoFn.StateParam(_WRITTEN)
+
+
+class WriteLatest(beam.DoFn):
+    """Keyed by period ((group, period type, day)): (n, [Write]) firings of its
+    totals, n growing with every change summed.  A runner may deliver two
+    firings out of order, and two bundles of the batched sink may commit out
+    of order: here one key's firings are written one after the other, and a
+    firing older than the one written is dropped."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri, self.run_id = uri, run_id
+
+    def process(self, element, written=WRITTEN):
+        _, (n, writes) = element
+        if (written.read() or -1) >= n:
+            return
+        publish_writes(self.uri, self.run_id, [
+            w._replace(rows=[dict(r, run_id=self.run_id) for r in w.rows]) for w in writes])
+        written.write(n)
+        yield from ((w.table, len(w.rows)) for w in writes)
