@@ -24,14 +24,29 @@ configuration runs N times (round robin) and the fastest attempt is reported.
 Peak RSS is the largest sum of the resident set sizes of the subprocess and all
 its descendants, sampled every 0.1 s from /proc (Linux); wait4's ru_maxrss is not
 used (it counts only the largest single process, and a forked child starts with
-the parent's pages).  CPU seconds: user + system of the subprocess and its reaped
+the parent's pages).  Per-process peak RSS: the largest single process of the tree
+at any sample (``peak_rss_process_bytes``) and the largest Beam SDK worker
+(``peak_rss_worker_bytes``: a child process in multi_processing, the launcher itself
+when the workers run in-process) — what one machine of a distributed run must hold.  CPU seconds: user + system of the subprocess and its reaped
 descendants.  records/s counts the records written to every stream.  Each
 measurement also records the commit and a hash of the uncommitted diff it ran on.
+
+Scale-out (issue 17): ``--shards N`` passes a fixed bucket count, ``--shard-records R``
+passes ``ceil(settlement records / R)`` so a shard holds the same data at every size;
+neither leaves the pipeline's default (one per 64 MiB of Avro, at least one per
+worker).  The run's summary (``--json``, last line of stdout) gives ``stage_seconds``
+per step; the launcher is started through a few lines (``LAUNCH``) that add each
+step's absolute first start / last end and its number of timed calls, so the
+compute phase (ResolveDeliveries' first start to Finalize's last end) is measured
+as a wall time.  ``--compare-tree DIR`` also runs every single-worker configuration
+from another checkout (e.g. a worktree of the previous release, without --shards),
+interleaved with the others.  ``--modes`` picks the modes of N > 1 workers.
 
 Run it (from the repository root)::
 
     .venv/bin/python benchmarks/nightly_throughput.py [--sizes 100k,1m,5m] [--workers 1,2]
         [--data-dir var/bench] [--seed 1] [--json out.json] [--skip-baseline] [--repeat N]
+        [--shards N | --shard-records R] [--modes multi_processing] [--compare-tree /tmp/old]
 """
 from __future__ import annotations
 
@@ -48,7 +63,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import avro_baseline
 from rich.console import Console
 from rich.table import Table
 
@@ -61,6 +75,55 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 BASELINE_BYTES_PER_RECORD = 2_500
 
 console = Console(width=150)
+
+try:
+    import avro_baseline
+except ImportError as exc:  # jetliner / polars-avro: only the baseline needs them
+    avro_baseline, BASELINE_MISSING = None, f"{exc.name} is not installed"
+
+#: Key of the pseudonym HMAC for benchmark runs when the environment sets none
+#: (the data sets are synthetic); the same for every tree compared.
+BENCH_KEY = "bench-only-pseudonym-key-not-a-secret-0123456789"
+
+#: Starts the nightly as ``python -m pipelines.nightly`` would, with the summary's
+#: stage_seconds (transforms/timing.py) computed over every PTransform of a step:
+#: Beam keys a metric by (PTransform, name), and Decode and RouteDeliveries run in
+#: one PTransform per stream, of which transforms.timing.stage_seconds keeps the
+#: last it meets (about a fifth of those steps' time).  Also each step's absolute
+#: first start / last end, its number of timed calls and PTransforms, and the
+#: counters' attempted values beside the committed ones (to check that the metrics
+#: of worker processes arrive complete); "reported" is what timing.stage_seconds says.
+LAUNCH = """
+import runpy, sys
+from transforms import timing
+plain = timing.stage_seconds
+def stage_seconds(result):
+    reported = plain(result)
+    from apache_beam.metrics.metric import MetricsFilter
+    found = result.metrics().query(MetricsFilter().with_namespace(timing.NAMESPACE))
+    out = {}
+    for c in found["counters"]:
+        o = out.setdefault(c.key.metric.name, {"worker": 0.0, "worker_attempted": 0.0,
+                                               "steps": 0})
+        o["worker"] += (c.committed if c.committed is not None else c.attempted or 0) / 1000
+        o["worker_attempted"] += (c.attempted or 0) / 1000
+        o["steps"] += 1
+    for d in found["distributions"]:
+        v = d.committed if d.committed is not None else d.attempted
+        if v is not None and v.count:
+            o = out.setdefault(d.key.metric.name.removesuffix(".span"), {})
+            o["start"] = min(o.get("start", v.min / 1000), v.min / 1000)
+            o["end"] = max(o.get("end", v.max / 1000), v.max / 1000)
+            o["calls"] = o.get("calls", 0) + v.count // 2
+    for step, o in out.items():
+        if "start" in o:
+            o["wall"] = round(o["end"] - o["start"], 3)
+        o["reported"] = reported.get(step)
+    return dict(sorted(out.items()))
+timing.stage_seconds = stage_seconds
+sys.argv = ["pipelines.nightly", *sys.argv[1:]]
+runpy.run_module("pipelines.nightly", run_name="__main__", alter_sys=True)
+"""
 
 
 # ---------------------------------------------------------------------- data sets
@@ -105,8 +168,9 @@ def data_set(data_dir: Path, label: str, seed: int, rate: float) -> tuple[Path, 
 # -------------------------------------------------------------------- measurement
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants (from /proc)."""
+def tree_rss(root: int) -> tuple[int, int, int]:
+    """Resident bytes of ``root`` and all its descendants (from /proc): their sum,
+    the largest single process, the largest descendant (0 if none)."""
     children = defaultdict(list)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -115,51 +179,136 @@ def tree_rss(root: int) -> int:
             except OSError:
                 continue
             children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
-    total, todo = 0, [root]
+    total, largest, child, todo = 0, 0, 0, [root]
     while todo:
         pid = todo.pop()
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
         except OSError:
-            pass
+            rss = 0
+        total, largest = total + rss, max(largest, rss)
+        if pid != root:
+            child = max(child, rss)
         todo += children.get(pid, [])
-    return total
+    return total, largest, child
 
 
-def measure(cmd: list[str], log: Path) -> dict:
-    """Runs ``cmd`` from the repository root; wall seconds, peak RSS of its process tree."""
+def measure(cmd: list[str], log: Path, cwd: Path = ROOT, stdout: Path | None = None) -> dict:
+    """Runs ``cmd`` from ``cwd`` (the repository root); wall seconds, peak RSS of its
+    process tree (the sum, the largest process, the largest descendant).  stderr goes
+    to ``log``, stdout too unless ``stdout`` names its own file."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    tree = git()  # the code measured: others may edit it between measurements
+    tree = git(cwd)  # the code measured: others may edit it between measurements
+    env = {**os.environ, "YIBAO_PSEUDONYM_KEY": os.environ.get("YIBAO_PSEUDONYM_KEY", BENCH_KEY)}
+    load, started_at = os.getloadavg(), time.time()
     start = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
+    with open(log, "wb") as err, open(stdout or os.devnull, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out if stdout else err, stderr=err)
+    peak = peak_process = peak_child = 0
+    peak_at = {}  # when each peak was sampled (epoch s): which step it fell in
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak = max(peak, tree_rss(proc.pid))
+        total, largest, child = tree_rss(proc.pid)
+        for name, value, best in (("total", total, peak), ("process", largest, peak_process),
+                                  ("child", child, peak_child)):
+            if value > best:
+                peak_at[name] = round(time.time(), 1)
+        peak, peak_process = max(peak, total), max(peak_process, largest)
+        peak_child = max(peak_child, child)
         time.sleep(0.1)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_bytes": peak, "returncode": proc.returncode, "log": str(log), "tree": tree}
+            "peak_rss_bytes": peak, "peak_rss_process_bytes": peak_process,
+            "peak_rss_child_bytes": peak_child, "peak_rss_at": peak_at,
+            "load_average_before": load,
+            "started_at": started_at, "ended_at": started_at + seconds,
+            "returncode": proc.returncode, "log": str(log), "tree": tree}
 
 
 def run_pipeline(data: Path, as_of: str, months: str, workers: int, mode: str | None,
-                 logs: Path, attempt: int = 1) -> dict:
+                 logs: Path, attempt: int = 1, shards: int | None = None,
+                 tree: Path | None = None) -> dict:
+    """One nightly run; ``shards``: --shards (None: the pipeline's default);
+    ``tree``: another checkout to run instead of this one (plain, without --shards)."""
     with tempfile.TemporaryDirectory(prefix="bench-nightly-") as tmp:
         warehouse = f"duckdb:///{tmp}/warehouse.duckdb"  # tmp is absolute: duckdb:////tmp/…
-        cmd = [PYTHON, "-m", "pipelines.nightly", "--input", str(data), "--warehouse", warehouse,
-               "--as-of", as_of, "--months", months, "--no_alerts",
-               "--direct_num_workers", str(workers)]
+        args = ["--input", str(data), "--warehouse", warehouse, "--as-of", as_of,
+                "--months", months, "--no_alerts", "--json", "--direct_num_workers", str(workers)]
         if mode:
-            cmd += ["--direct_running_mode", mode]
-        log = logs / f"{data.name}-nightly-{workers}-{mode or 'default'}-{attempt}.log"
-        result = measure(cmd, log)
-        result.update(run="pipeline", workers=workers, mode=mode or "default",
-                      **_warehouse_rows(f"{tmp}/warehouse.duckdb"))
+            args += ["--direct_running_mode", mode]
+        if tree is None:
+            cmd = [PYTHON, "-c", LAUNCH, *args, *(["--shards", str(shards)] if shards else [])]
+        else:
+            cmd = [PYTHON, "-m", "pipelines.nightly", *args]
+        name = (f"{data.name}-nightly-{'previous-' if tree else ''}{workers}-{mode or 'default'}"
+                f"-{shards or 'auto'}-{attempt}")
+        result = measure(cmd, logs / f"{name}.log", cwd=tree or ROOT,
+                         stdout=logs / f"{name}.stdout")
+        summary = _summary(logs / f"{name}.stdout")
+        result.update(run="previous" if tree else "pipeline", workers=workers,
+                      mode=mode or "default", shards=None if tree else shards,
+                      tree_dir=str(tree or ROOT), **_warehouse_rows(f"{tmp}/warehouse.duckdb"),
+                      **_stages(summary))
+        if "compute_starts_at" in result:  # start-up + decode, and Publish + clean-up
+            result["before_compute_seconds"] = round(result["compute_starts_at"]
+                                                     - result["started_at"], 2)
+            result["after_compute_seconds"] = round(result["ended_at"]
+                                                    - result["compute_ends_at"], 2)
+        # the Beam worker: a child process in multi_processing, else the launcher
+        worker = "child" if mode == "multi_processing" else "process"
+        result["peak_rss_worker_bytes"] = result[f"peak_rss_{worker}_bytes"]
+        result["peak_rss_worker_step"] = _step_at(result.get("stage_seconds") or {},
+                                                  result["peak_rss_at"].get(worker))
     return result
+
+
+def _step_at(stages: dict, when: float | None) -> str | None:
+    """The step(s) running at ``when`` (by their spans), else "outside the steps"."""
+    if when is None:
+        return None
+    names = [k for k, s in stages.items() if s.get("start", 1e18) - 0.5 <= when <= s.get("end", 0) + 0.5]
+    return "+".join(names) or "outside the steps"
+
+
+def _summary(stdout: Path) -> dict:
+    """The run summary: the last JSON line the nightly printed on stdout."""
+    for line in reversed(stdout.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return {}
+
+
+#: The compute phase: after every record is decoded and routed.
+COMPUTE_FIRST, COMPUTE_LAST = "ResolveDeliveries", "Finalize"
+
+
+def _stages(summary: dict) -> dict:
+    """stage_seconds of the summary, and the compute phase's wall time from the
+    steps' absolute spans (first start of ResolveDeliveries to last end of Finalize)."""
+    stages = summary.get("stage_seconds") or {}
+    read = [v.get("read") for v in (summary.get("streams") or {}).values()]
+    out = {"stage_seconds": stages, "elapsed_seconds": summary.get("elapsed_seconds"),
+           "records_read": sum(read) if read and None not in read else None}
+    first, last = stages.get(COMPUTE_FIRST, {}), stages.get(COMPUTE_LAST, {})
+    if "start" in first and "end" in last:
+        out["compute_wall_seconds"] = round(last["end"] - first["start"], 2)
+        out["compute_worker_seconds"] = round(sum(
+            s.get("worker", 0) for k, s in stages.items() if k not in ("Decode", "RouteDeliveries")), 2)
+    if "start" in first:  # from the launcher's start to the first key bucket
+        out["compute_starts_at"] = first["start"]
+    if "end" in last:
+        out["compute_ends_at"] = last["end"]
+    decode = [s for k, s in stages.items() if k in ("Decode", "RouteDeliveries") and "start" in s]
+    if decode:
+        out["decode_wall_seconds"] = round(max(s["end"] for s in decode)
+                                           - min(s["start"] for s in decode), 2)
+    return out
 
 
 def _warehouse_rows(path: str) -> dict:
@@ -231,9 +380,9 @@ def machine() -> dict:
             "python": platform.python_version(), "kernel": platform.release()}
 
 
-def git() -> dict:
+def git(cwd: Path = ROOT) -> dict:
     def out(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True).stdout
 
     changed = [line for line in out("status", "--porcelain").splitlines() if line]
     return {"commit": out("rev-parse", "HEAD").strip(), "changed_files": len(changed),
@@ -242,9 +391,15 @@ def git() -> dict:
 
 
 def versions() -> dict:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {p: version(p) for p in ("apache-beam", "duckdb", "pyarrow", "fastavro", "polars",
+    def installed(p):
+        try:
+            return version(p)
+        except PackageNotFoundError:
+            return None
+
+    return {p: installed(p) for p in ("apache-beam", "duckdb", "pyarrow", "fastavro", "polars",
                                     "polars-avro", "jetliner")}
 
 
@@ -269,16 +424,35 @@ def print_readers(rows: list[dict], data: str) -> None:
 
 def print_results(runs: list[dict]) -> None:
     table = Table(title="Nightly pipeline throughput (records of all streams)")
-    for col in ("size", "records", "run", "workers", "mode", "seconds", "CPU s", "records/s",
-                "peak RSS", "pipeline / baseline", "status"):
+    for col in ("size", "records", "run", "workers", "mode", "shards", "seconds", "compute s",
+                "CPU s", "records/s", "peak RSS", "worker peak RSS", "pipeline / baseline",
+                "status"):
         table.add_column(col, justify="left" if col in ("size", "run", "mode", "status")
                          else "right")
     for r in runs:
-        ratio = r.get("vs_baseline")
+        ratio, compute = r.get("vs_baseline"), r.get("compute_wall_seconds")
         table.add_row(r["size"], f"{r['records']:,}", r["run"], str(r["workers"]), r["mode"],
-                      f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}",
+                      str(r.get("shards") or ""), f"{r['seconds']:.1f}",
+                      "" if compute is None else f"{compute:.1f}", f"{r['cpu_seconds']:.1f}",
                       f"{r['records_per_s']:,.0f}", gib(r["peak_rss_bytes"]),
+                      gib(r.get("peak_rss_worker_bytes")),
                       "" if ratio is None else f"{ratio:.2f}", str(r.get("status")))
+    console.print(table)
+
+
+def print_stages(runs: list[dict]) -> None:
+    """stage_seconds of every run: worker seconds (summed over workers) / wall."""
+    steps = sorted({k for r in runs for k in r.get("stage_seconds") or {}})
+    if not steps:
+        return
+    table = Table(title="Steps: worker s (summed over workers) / wall s, from stage_seconds")
+    for col in ("size", "run", "workers", "mode", *steps):
+        table.add_column(col, justify="left" if col in ("size", "run", "mode") else "right")
+    for r in runs:
+        st = r.get("stage_seconds") or {}
+        table.add_row(r["size"], r["run"], str(r["workers"]), r["mode"], *(
+            f"{st[k].get('worker', 0):.1f} / {st[k].get('wall', 0):.1f}" if k in st else ""
+            for k in steps))
     console.print(table)
 
 
@@ -300,27 +474,50 @@ def choose_reader(data: Path, label: str) -> tuple[list[dict], dict]:
     return readers, {"reader": reader, "output_equals_oracle": same}
 
 
+def business_year(as_of: str) -> str:
+    """January to as_of's month, in as_of's business year (Asia/Shanghai); the same
+    as avro_baseline.last_year, which needs the baseline's readers installed."""
+    when = dt.datetime.fromisoformat(as_of.strip().replace("Z", "+00:00"))
+    when = when if when.tzinfo else when.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    local = when.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    return f"{local.year}-01..{local.year}-{local.month:02d}"
+
+
+def shard_count(settlements: int, shards: int | None, shard_records: int | None) -> int | None:
+    """--shards for a data set: fixed, or one per ``shard_records`` settlements
+    (a fixed shard size across sizes), or None (the pipeline's default)."""
+    if shard_records:
+        return max(1, -(-settlements // shard_records))
+    return shards
+
+
 def measure_size(label: str, data: Path, records: int, workers: list[int], reader: str | None,
-                 repeat: int, logs: Path) -> list[dict]:
+                 repeat: int, logs: Path, modes: tuple[str, ...] = ("multi_threading",
+                                                                     "multi_processing"),
+                 shards: int | None = None, compare: Path | None = None) -> list[dict]:
     """The baseline (when a reader is given) and every pipeline configuration on one
-    data set, each ``repeat`` times; the fastest attempt of each."""
+    data set, each ``repeat`` times; the fastest attempt of each.  ``compare``:
+    another checkout whose single-worker runs are measured alongside."""
     as_of = (data / "as_of.txt").read_text().strip()
-    months = avro_baseline.last_year(avro_baseline.parse_as_of(as_of))
+    months = business_year(as_of)
     if reader and not baseline_fits(records):
         console.print(f"{label}: baseline skipped: it holds every stream in memory, about "
                       f"{gib(records * BASELINE_BYTES_PER_RECORD)} here, more than this machine "
                       f"has free ({gib(mem_available())})")
         reader = None
-    configs = [(n, mode) for n in workers
-               for mode in ([None] if n == 1 else ["multi_threading", "multi_processing"])]
+    configs = [(n, mode, None) for n in workers for mode in ([None] if n == 1 else modes)]
+    if compare:
+        configs = [(1, None, compare)] * (1 in workers) + configs
     tries = defaultdict(list)
     for attempt in range(1, repeat + 1):  # round robin: drift hits every configuration alike
         if reader:
             tries["baseline"].append(run_baseline(data, as_of, months, reader, logs, attempt))
-        for n, mode in configs:
-            console.print(f"{label}: nightly, {n} worker(s), {mode or 'default mode'}, "
-                          f"attempt {attempt} …")
-            tries[(n, mode)].append(run_pipeline(data, as_of, months, n, mode, logs, attempt))
+        for n, mode, tree in configs:
+            console.print(f"{label}: nightly{f' from {tree}' if tree else ''}, {n} worker(s), "
+                          f"{mode or 'default mode'}, shards {shards or 'default'}, attempt "
+                          f"{attempt} (load average {os.getloadavg()[0]:.2f}) …")
+            tries[(n, mode, tree)].append(run_pipeline(data, as_of, months, n, mode, logs,
+                                                       attempt, shards, tree))
     runs = [fastest_try(t) for t in tries.values()]
     base = runs[0] if reader and runs[0]["returncode"] == 0 else None
     for r in runs:
@@ -343,7 +540,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-baseline", action="store_true", help="pipeline runs only")
     p.add_argument("--repeat", type=int, default=1,
                    help="measure every configuration N times, keep the fastest (default 1)")
+    p.add_argument("--modes", default="multi_threading,multi_processing",
+                   help="--direct_running_mode values for N > 1 workers")
+    fixed = p.add_mutually_exclusive_group()
+    fixed.add_argument("--shards", type=int, help="pass --shards N to every run")
+    fixed.add_argument("--shard-records", type=lambda t: parse_size(t),
+                       help="pass --shards ceil(settlement records / R): a fixed shard size "
+                            "across sizes (e.g. 250k)")
+    p.add_argument("--compare-tree", type=Path,
+                   help="another checkout (e.g. a worktree of the previous release) whose "
+                        "single-worker run is measured alongside, same data, without --shards")
     args = p.parse_args(argv)
+    if not args.skip_baseline and avro_baseline is None:
+        p.error(f"the baseline needs {BASELINE_MISSING}: install it, or pass --skip-baseline")
     data_dir = (ROOT / args.data_dir).resolve()
     logs = data_dir / "logs"
     sizes = [s.strip().lower() for s in args.sizes.split(",")]
@@ -351,7 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": machine(), "git": git(), "versions": versions(), "seed": args.seed,
               "load_average_at_start": os.getloadavg(), "data_sets": {}, "readers": None,
-              "baseline_reader": None, "runs": []}
+              "baseline_reader": None, "runs": [], "shards": args.shards,
+              "shard_records": args.shard_records,
+              "compare_tree": {"dir": str(args.compare_tree), **git(args.compare_tree)}
+              if args.compare_tree else None}
     console.print(report["machine"], report["git"])
 
     rate = settlements_per_person(data_dir, args.seed)
@@ -360,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     for label in sizes:
         path, info = data_set(data_dir, label, args.seed, rate)
         sets[label] = path
-        report["data_sets"][label] = {"path": str(path), **info}
+        report["data_sets"][label] = {"path": str(path), **info, "avro_bytes": sum(
+            f.stat().st_size for s in STREAMS for f in (path / s).glob("*.avro"))}
         console.print(f"{label}: {path} --persons {info['persons']:,}: " + ", ".join(
             f"{s} {n:,}" for s, n in info["records"].items())
             + f" = {sum(info['records'].values()):,} records")
@@ -372,14 +585,20 @@ def main(argv: list[str] | None = None) -> int:
         reader = report["baseline_reader"]["reader"]
 
     for label in sizes:
-        records = sum(report["data_sets"][label]["records"].values())
-        runs = measure_size(label, sets[label], records, workers, reader, args.repeat, logs)
+        info = report["data_sets"][label]
+        records = sum(info["records"].values())
+        shards = shard_count(info["records"]["settlement"], args.shards, args.shard_records)
+        runs = measure_size(label, sets[label], records, workers, reader, args.repeat, logs,
+                            tuple(m.strip() for m in args.modes.split(",")), shards,
+                            args.compare_tree and args.compare_tree.resolve())
         report["runs"] += runs
         print_results(runs)
+        print_stages(runs)
 
     report["load_average_at_end"] = os.getloadavg()
     if len(sizes) > 1:
         print_results(report["runs"])
+        print_stages(report["runs"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
         console.print(f"wrote {args.json}")

@@ -7,10 +7,13 @@ the one-bucket run (transforms/shard_steps.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
+import apache_beam as beam
 import duckdb
 import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from datagen.generate import generate
 from pipelines import nightly, sizing
@@ -26,6 +29,7 @@ from tests.builders import (
 )
 from transforms.shard_steps import RouteDeliveries
 from transforms.shards import bucket_sql, default_shards
+from transforms.timing import stage_seconds, timed
 from warehouse.duckdb_store import connect
 
 #: Per-run columns (who and when), not figures.
@@ -198,3 +202,21 @@ def test_a_workers_duckdb_budget_is_shared_by_its_concurrent_buckets():
     assert sizing.per_bucket("12GB", 2) == "6144MB"
     assert sizing.per_bucket("60%", 4) == "60%"  # DuckDB's own form: kept
     assert sizing.per_bucket("4GB", 1) == "4GB"
+
+
+def test_stage_seconds_add_up_every_streams_step():
+    """Was: "Decode reported 3.0 s, true total 52.5 s": Decode runs as one Beam
+    step per stream, and only one step's counter survived."""
+    def slow(_):
+        time.sleep(0.3)
+        yield 1
+
+    p = beam.Pipeline(runner=FnApiRunner())
+    for stream in ("Enrolment", "Settlement"):
+        _ = (p | f"Start{stream}" >> beam.Create([None])
+             | f"Decode{stream}" >> beam.FlatMap(lambda x: timed("Decode", slow(x))))
+    result = p.run()
+    result.wait_until_finish()
+    stages = stage_seconds(result)
+    assert stages["Decode"]["worker"] >= 0.6, stages  # both steps' 0.3 s
+    assert stages["Decode"]["wall"] >= 0.3, stages

@@ -45,13 +45,25 @@ def stage_seconds(result) -> dict[str, dict[str, float]]:
         found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     except Exception:  # noqa: BLE001 - a runner without metrics: nothing to report
         return {}
-    out: dict[str, dict[str, float]] = {}
+    # One metric name is reported once per Beam step (Decode runs as a step per
+    # stream): worker time adds up; the span is the earliest start to the latest end.
+    worker: dict[str, float] = {}
+    spans: dict[str, tuple[int, int]] = {}
     for c in found["counters"]:
         value = c.committed if c.committed is not None else c.attempted
-        out.setdefault(c.key.metric.name, {})["worker"] = round(value / 1000, 3)
+        worker[c.key.metric.name] = worker.get(c.key.metric.name, 0.0) + value / 1000
     for d in found["distributions"]:
         value = d.committed if d.committed is not None else d.attempted
+        if value is None or not value.count:
+            continue
         step = d.key.metric.name.removesuffix(".span")
-        if value is not None and value.count:
-            out.setdefault(step, {})["wall"] = round((value.max - value.min) / 1000, 3)
-    return dict(sorted(out.items()))
+        low, high = spans.get(step, (value.min, value.max))
+        spans[step] = (min(low, value.min), max(high, value.max))
+    out: dict[str, dict[str, float]] = {}
+    for step in sorted(set(worker) | set(spans)):
+        out[step] = {}
+        if step in worker:
+            out[step]["worker"] = round(worker[step], 3)
+        if step in spans:
+            out[step]["wall"] = round((spans[step][1] - spans[step][0]) / 1000, 3)
+    return out
