@@ -6,7 +6,8 @@ In the sharded nightly, record data only flows through keyed steps (reads,
 routing, the GroupByKeys on bucket keys, the shards).  What may meet in one
 place is small: the summed parts (SumParts), the per-bucket counts
 (ResolveDeliveries' ``meta``), the shards' failure-file paths
-(ComputeShards' ``failures``) and the dead letters.  A side input is where
+(ComputeShards' ``failures``), the breakdown files' paths (BreakdownByCode)
+and the dead letters.  A side input is where
 a whole PCollection meets one worker, so every side input must come from
 those.  And the singleton steps (Finalize, Publish, RemoveStaging) must
 start from ``Start`` (one element), not from a data PCollection.
@@ -21,7 +22,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 SINGLETON_SOURCES = ("Start", "Finalize")
 #: (producing step, output tag) a side input may read: small by construction.
 SMALL_OUTPUTS = (("SumParts", None), ("ResolveDeliveries", "meta"), ("ComputeShards", "failures"),
-                 ("AllDeadLetters", None))
+                 ("BreakdownByCode", None), ("AllDeadLetters", None))
 PARDO = "beam:transform:pardo:v1"
 
 

@@ -149,15 +149,21 @@ def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str
         | "Rekey" >> beam.ParDo(steps.Rekey(ctx, staging_dir, shards, memory_limit))
         | "GroupForCompute" >> beam.GroupByKey()
         | "ComputeShards" >> beam.ParDo(steps.ComputeShard(ctx, staging_dir, memory_limit))
-        .with_outputs("failures", main="parts")
+        .with_outputs("failures", "members", main="parts")
     )
     summed = computed.parts | "SumParts" >> beam.CombinePerKey(steps.SumParts())
+    breakdown = (
+        computed.members
+        | "GroupMembersByCode" >> beam.GroupByKey()
+        | "BreakdownByCode" >> beam.ParDo(steps.BreakdownByCode(ctx, staging_dir, memory_limit))
+    )
     meta = beam.pvalue.AsList(resolved.meta)
     result = (
         p
         | "Start" >> beam.Create([None])
-        | "Finalize" >> beam.ParDo(steps.Finalize(ctx), beam.pvalue.AsList(summed), meta,
-                                   beam.pvalue.AsList(computed.failures))
+        | "Finalize" >> beam.ParDo(steps.Finalize(ctx, staging_dir), beam.pvalue.AsList(summed), meta,
+                                   beam.pvalue.AsList(computed.failures),
+                                   beam.pvalue.AsList(breakdown))
     )
     dead_letters = (*dead, resolved.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     published = result | "Publish" >> beam.ParDo(

@@ -143,7 +143,9 @@ def publish_run(uri: str, run_id: str, ctx: RunContext, input_root: str, result:
         "quality_failures": failures,
         "dead_letters": _table("dead_letters", dead),
         "pipeline_run_streams": _table("pipeline_run_streams", counts),
-        "indicator_breakdown": _with_pipeline(result.indicator_breakdown, "nightly"),
+        "indicator_breakdown": (ParquetFiles(tuple(result.breakdown_files))
+                                if result.breakdown_files is not None
+                                else _with_pipeline(result.indicator_breakdown, "nightly")),
         "dim_institution": _table("dim_institution", members.institution_rows(
             ctx.ref, result.members_seen.get("institution", []))),
         "dim_matter": _table("dim_matter", members.matter_rows(ctx.ref, result.members_seen.get("matter", []))),

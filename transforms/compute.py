@@ -44,6 +44,9 @@ class RunResult:
     #: ``quality_failures``.
     failure_files: list[str] | None = None
     failure_counts: dict = field(default_factory=dict)
+    #: The sharded nightly's indicator_breakdown: Parquet files (with pipeline);
+    #: None: the rows are ``indicator_breakdown``.
+    breakdown_files: list[str] | None = None
 
     def failures_by_stream(self) -> dict[str, int]:
         if self.failure_files is not None:

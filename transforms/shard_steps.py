@@ -42,7 +42,7 @@ from transforms import compute, members, prepare, shards
 from transforms.breakdown import breakdown_table
 from transforms.context import RunContext
 from transforms.indicators import components as comp
-from transforms.indicators.catalog import BREAKDOWN
+from transforms.indicators.catalog import BREAKDOWN, BY_CODE
 from transforms.quarantine import quarantine
 from transforms.rollup import indicator_rows, rule_rows
 from transforms.timing import timed
@@ -246,9 +246,20 @@ class ComputeShard(beam.DoFn):
             else:
                 out = getattr(compute, f"{family}_family")(con, self.ctx)
             parts = parts_table(con, out)
-        for code in pc.unique(parts.column("code")).to_pylist():
-            mine = parts.filter(pc.equal(parts.column("code"), code))
+        # Region-level sums travel as elements (small); member-level rows of the
+        # split indicators go to one file sorted by indicator, read per indicator
+        # by BreakdownByCode: no step holds every member of every indicator.
+        region = sum_parts(_without_member(parts))
+        for code in pc.unique(region.column("code")).to_pylist():
+            mine = region.filter(pc.equal(region.column("code"), code))
             yield (mine.column("kind")[0].as_py(), code), mine
+        members = parts.filter(pc.is_valid(parts.column("member")))
+        if members.num_rows:
+            index = pc.index_in(members.column("code"), pa.array(SPLIT_CODES)).cast(pa.uint64())
+            members = members.append_column("_bucket", index).sort_by("_bucket")
+            path, rows = shards.write_buckets(members, self.staging_dir + "/members")
+            for code_index in rows:
+                yield beam.pvalue.TaggedOutput("members", (code_index, path))
         if out.failures:
             rows = [dict(f, pipeline="nightly") for f in out.failures]
             schema = arrow_schema("quality_failures")
@@ -273,6 +284,46 @@ def parts_table(con: duckdb.DuckDBPyConnection, out: compute.FamilyOutput) -> pa
         UNION ALL
         SELECT 'indicator', code, attr, month, member, 'den', den FROM {comp.MEMBER_PARTS}""").to_arrow_table()
     return pa.concat_tables([table, member_rows.cast(PARTS_SCHEMA)])
+
+
+#: The split indicators (catalog.BREAKDOWN), numbered: the bucket of their member rows.
+SPLIT_CODES = sorted(BREAKDOWN)
+#: The split indicators whose members come from the reference (matters.csv), not records.
+BY_CATALOGUE = [c for c in SPLIT_CODES if BY_CODE[c].time_rule == "catalogue"]
+
+
+def _without_member(parts: pa.Table) -> pa.Table:
+    return parts.set_column(parts.schema.get_field_index("member"), "member",
+                            pa.nulls(parts.num_rows, pa.string()))
+
+
+def _with_pipeline(table: pa.Table) -> pa.Table:
+    return table.append_column(arrow_schema("indicator_breakdown").field("pipeline"),
+                               pa.array(["nightly"] * table.num_rows, pa.string()))
+
+
+class BreakdownByCode(beam.DoFn):
+    """One split indicator's member rows from every shard (bucketed files) ->
+    its indicator_breakdown rows as a Parquet file (path)."""
+
+    def __init__(self, ctx: RunContext, staging_dir: str, memory_limit: str | None):
+        self.ctx, self.staging_dir, self.memory_limit = ctx, staging_dir, memory_limit
+
+    def process(self, element):
+        yield from timed("BreakdownByCode", self._breakdown(element))
+
+    def _breakdown(self, element):
+        code_index, paths = element
+        code = SPLIT_CODES[code_index]
+        with _connection(self.memory_limit) as (con, _):
+            _read(con, "member_rows", list(paths), code_index)
+            comp.reset_member_parts(con)
+            con.execute(f"""INSERT INTO {comp.MEMBER_PARTS}
+                SELECT code, attr, month, member, coalesce(sum(value) FILTER (name = 'num'), 0),
+                       coalesce(sum(value) FILTER (name = 'den'), 0) FROM member_rows GROUP BY ALL""")
+            table = breakdown_table(con, self.ctx, codes={code}, catalogue=False)
+        if table.num_rows:
+            yield shards.write(_with_pipeline(table), self.staging_dir + "/breakdown")
 
 
 def sum_parts(table: pa.Table) -> pa.Table:
@@ -310,11 +361,12 @@ def _value(name: str, value: Decimal):
     return value
 
 
-def finish(ctx: RunContext, parts: pa.Table, meta: list[dict],
-           failures: list[dict]) -> compute.RunResult:
-    """The run's rows from the summed parts and the shards' counts."""
-    region = sum_parts(parts.set_column(parts.schema.get_field_index("member"), "member",
-                                        pa.nulls(parts.num_rows, pa.string())))
+def finish(ctx: RunContext, parts: pa.Table, meta: list[dict], failures: list[dict],
+           breakdown_files: list[str], staging_dir: str) -> compute.RunResult:
+    """The run's rows from the summed region-level parts and the shards'
+    counts; the breakdown: BreakdownByCode's files plus the catalogue
+    indicators' rows (from the reference, written here)."""
+    region = sum_parts(_without_member(parts))
     grouped: dict[tuple, dict] = {}
     for kind, code, attr, month, _, name, value in zip(*region.to_pydict().values(), strict=True):
         grouped.setdefault((kind, code, attr, month), {})[name] = _value(name, value)
@@ -323,20 +375,18 @@ def finish(ctx: RunContext, parts: pa.Table, meta: list[dict],
     rule_parts = [comp.Component(c, a, m, p) for (k, c, a, m), p in grouped.items() if k == "rule"]
     rules = [r for s in schemas.STREAM_NAMES for r in expectations.rules(s)]
     with contextlib.closing(compute.connect()) as con:
-        member = parts.filter(pc.is_valid(parts.column("member")))
-        con.register("member_rows", member)
         comp.reset_member_parts(con)
-        con.execute(f"""INSERT INTO {comp.MEMBER_PARTS}
-            SELECT code, attr, month, member, sum(value) FILTER (name = 'num'),
-                   sum(value) FILTER (name = 'den') FROM member_rows GROUP BY ALL""")
-        breakdown = breakdown_table(con, ctx)
+        catalogue = breakdown_table(con, ctx, codes=set(BY_CATALOGUE), catalogue=True)
+    files = list(breakdown_files)
+    if catalogue.num_rows:
+        files.append(shards.write(_with_pipeline(catalogue), staging_dir + "/breakdown"))
     return compute.RunResult(
         indicator_values=indicator_rows(components, ctx),
         quality_rule_results=rule_rows(rule_parts, ctx, rules),
         quality_failures=[],
         failure_files=[f["path"] for f in failures],
         records_by_month=_months(meta),
-        indicator_breakdown=breakdown,
+        breakdown_files=files,
         members_seen=_seen(meta),
         failure_counts=dict(sum((Counter(f["counts"]) for f in failures), Counter())),
     )
@@ -371,13 +421,13 @@ def stream_stats(meta: list[dict]) -> list[dict]:
 class Finalize(beam.DoFn):
     """The one global step: every summed aggregate (side input) -> RunResult."""
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
+    def __init__(self, ctx: RunContext, staging_dir: str):
+        self.ctx, self.staging_dir = ctx, staging_dir
 
-    def process(self, _, parts, meta, failures):
-        yield from timed("Finalize", self._finish(parts, meta, failures))
+    def process(self, _, parts, meta, failures, breakdown_files):
+        yield from timed("Finalize", self._finish(parts, meta, failures, breakdown_files))
 
-    def _finish(self, parts, meta, failures):
+    def _finish(self, parts, meta, failures, breakdown_files):
         tables = [t for _, t in parts]
         yield finish(self.ctx, pa.concat_tables(tables) if tables else PARTS_SCHEMA.empty_table(),
-                     meta, failures)
+                     meta, failures, breakdown_files, self.staging_dir)
