@@ -238,7 +238,7 @@ def run(argv: list[str] | None = None) -> str:
     run_id = checks.run_id(opts.run_id) if opts.run_id else str(uuid.uuid4())
     memory_limit = _memory_limit(opts, runner_name, options)
     listing = checks.list_input(opts.input, months, opts.all_partitions)
-    n_shards = _shards(opts, options, config, listing.bytes)
+    n_shards = _shards(opts, options, config, listing.bytes, memory_limit)
     quarantine_dir = opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine")
     staging_root = opts.staging or os.path.join(warehouse_dir(opts.warehouse), "staging")
     staging_dir = FileSystems.join(staging_root, run_id)
@@ -309,9 +309,11 @@ def run(argv: list[str] | None = None) -> str:
     return run_id
 
 
-def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes: int) -> int:
-    """--shards, else one bucket per ``shard_mib`` of input and at least one
-    per worker (docs/PERFORMANCE.md "Scale-out")."""
+def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes: int,
+            memory_limit: str) -> int:
+    """--shards, else enough buckets that one's working set fits its DuckDB
+    memory limit (``shard_mib`` of Avro input per bucket when configured),
+    and at least one per worker (docs/PERFORMANCE.md "Scale-out")."""
     if opts.shards is not None:
         if opts.shards < 1:
             raise UsageError(f"--shards {opts.shards}: must be a whole number ≥ 1")
@@ -321,8 +323,9 @@ def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes:
     workers = (options.view_as(WorkerOptions).max_num_workers
                or options.view_as(WorkerOptions).num_workers
                or options.view_as(DirectOptions).direct_num_workers or 1)
-    mib = float(config.parameters.get("shard_mib", 64))
-    return shards.default_shards(input_bytes, workers, int(mib * 2**20))
+    mib = config.parameters.get("shard_mib")
+    shard_bytes = int(float(mib) * 2**20) if mib else sizing.shard_bytes(memory_limit)
+    return shards.default_shards(input_bytes, workers, shard_bytes)
 
 
 def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptions) -> str:

@@ -59,8 +59,9 @@ class NightlyOptions(PipelineOptions):
                                  "the whole history)")
         parser.add_argument("--shards", type=int, default=None,
                             help="Key buckets the compute is split into (results never depend on "
-                                 "it); default: one per shard_mib MiB of Avro input (config "
-                                 "parameter, 64), at least one per worker")
+                                 "it); default: enough that a bucket fits its DuckDB memory "
+                                 "limit (or one per shard_mib MiB of Avro input, if configured), "
+                                 "at least one per worker")
 
 
 def resolve_runner(options: PipelineOptions):

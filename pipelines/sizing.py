@@ -93,14 +93,34 @@ def vcpus(machine_type: str | None) -> int:
     return int(m[3]) if m else 1
 
 
+#: DuckDB working set of the compute per byte of Avro input (≈ 1.14 KB per record,
+#: ≈ 61 bytes of Avro per record, docs/PERFORMANCE.md), with room to spare (× 2).
+WORKING_SET_PER_AVRO_BYTE = 38
+#: Avro input per bucket when the memory limit is not a size (a percentage).
+FALLBACK_SHARD_BYTES = 64 * 2**20
+
+
+def limit_bytes(limit: str) -> int | None:
+    """A DuckDB memory limit ("4915MB", "12GB") in bytes; None for another form."""
+    m = _SIZE.match(limit)
+    if not m:
+        return None
+    unit = m[2].upper().replace("I", "")
+    return int(float(m[1]) * {"KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}[unit])
+
+
+def shard_bytes(bucket_limit: str) -> int:
+    """Avro input one bucket can take so that its working set fits its memory limit."""
+    limit = limit_bytes(bucket_limit)
+    return max(2**20, limit // WORKING_SET_PER_AVRO_BYTE) if limit else FALLBACK_SHARD_BYTES
+
+
 def per_bucket(limit: str, concurrent: int) -> str:
     """A worker's DuckDB budget shared by ``concurrent`` buckets computed at
     once, in whole MB (a limit DuckDB understands but this does not parse —
     a percentage — is kept as given)."""
-    m = _SIZE.match(limit)
-    if not m or concurrent <= 1:
+    total = limit_bytes(limit)
+    if total is None or concurrent <= 1:
         return limit
-    unit = m[2].upper().replace("I", "")
-    mb = float(m[1]) * {"KB": 1 / 1024, "MB": 1, "GB": 1024, "TB": 1024 * 1024}[unit]
-    return f"{max(1, int(mb / concurrent))}MB"
+    return f"{max(1, total // concurrent // 2**20)}MB"
 

@@ -202,6 +202,9 @@ def test_a_workers_duckdb_budget_is_shared_by_its_concurrent_buckets():
     assert sizing.per_bucket("12GB", 2) == "6144MB"
     assert sizing.per_bucket("60%", 4) == "60%"  # DuckDB's own form: kept
     assert sizing.per_bucket("4GB", 1) == "4GB"
+    # The default bucket size: what fits a bucket's limit (working set ≈ 38 × the Avro bytes).
+    assert sizing.shard_bytes("3800MB") == 100 * 2**20
+    assert sizing.shard_bytes("60%") == sizing.FALLBACK_SHARD_BYTES
 
 
 def test_stage_seconds_add_up_every_streams_step():
