@@ -123,10 +123,11 @@ class Publish(beam.DoFn):
 def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str, run_id: str,
           quarantine_dir: str, staging_dir: str, memory_limit: str | None = None,
           summary_path: str | None = None, patterns: dict[str, list[str]] | None = None,
-          shards: int = 1) -> None:
+          shards: int = 1, threads: int | None = None) -> None:
     """The job's graph (transforms/shard_steps.py). ``patterns``: per stream,
     what to read (the input listing's, pruned by partition); default
     ``<input>/<stream>/*.avro``; ``shards``: the key buckets."""
+    limits = steps.Limits(memory_limit, threads)
     routed, dead = [], []
     for stream in schemas.STREAM_NAMES:
         label = stream.title().replace("_", "")
@@ -140,22 +141,22 @@ def build(p: beam.Pipeline, input_root: str, ctx: RunContext, warehouse_uri: str
         | "AllDeliveries" >> beam.Flatten()
         | "GroupByEventId" >> beam.GroupByKey()
         | "ResolveDeliveries" >> beam.ParDo(steps.ResolveDeliveries(
-            ctx, staging_dir, quarantine_dir, shards, memory_limit))
+            ctx, staging_dir, quarantine_dir, shards, limits))
         .with_outputs("dead_letters", "meta", main="records")
     )
     computed = (
         resolved.records
         | "GroupByBusinessKey" >> beam.GroupByKey()
-        | "Rekey" >> beam.ParDo(steps.Rekey(ctx, staging_dir, shards, memory_limit))
+        | "Rekey" >> beam.ParDo(steps.Rekey(ctx, staging_dir, shards, limits))
         | "GroupForCompute" >> beam.GroupByKey()
-        | "ComputeShards" >> beam.ParDo(steps.ComputeShard(ctx, staging_dir, memory_limit))
+        | "ComputeShards" >> beam.ParDo(steps.ComputeShard(ctx, staging_dir, limits))
         .with_outputs("failures", "members", main="parts")
     )
     summed = computed.parts | "SumParts" >> beam.CombinePerKey(steps.SumParts())
     breakdown = (
         computed.members
         | "GroupMembersByCode" >> beam.GroupByKey()
-        | "BreakdownByCode" >> beam.ParDo(steps.BreakdownByCode(ctx, staging_dir, memory_limit))
+        | "BreakdownByCode" >> beam.ParDo(steps.BreakdownByCode(ctx, staging_dir, limits))
     )
     meta = beam.pvalue.AsList(resolved.meta)
     result = (
@@ -263,7 +264,8 @@ def run(argv: list[str] | None = None) -> str:
         with progress.Progress(enabled=not (opts.quiet or opts.json or dry_run)):
             p = beam.Pipeline(runner=runner, options=options)
             build(p, opts.input, ctx, opts.warehouse, run_id, quarantine_dir, staging_dir,
-                  memory_limit, summary_path, patterns=listing.patterns, shards=n_shards)
+                  memory_limit, summary_path, patterns=listing.patterns, shards=n_shards,
+                  threads=_threads(runner_name, options))
             result = p.run()
             result.wait_until_finish()
         if dry_run:
@@ -326,6 +328,18 @@ def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes:
     mib = config.parameters.get("shard_mib")
     shard_bytes = int(float(mib) * 2**20) if mib else sizing.shard_bytes(memory_limit)
     return shards.default_shards(input_bytes, workers, shard_bytes)
+
+
+def _threads(runner_name: str, options: PipelineOptions) -> int | None:
+    """DuckDB threads of one bucket: its share of the cores (a Dataflow worker
+    runs one SDK process per vCPU; locally --direct_num_workers buckets at
+    once); None: every core (one local worker)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    if runner_name == "DataflowRunner":
+        return 1
+    workers = options.view_as(DirectOptions).direct_num_workers or 1
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
 
 
 def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptions) -> str:

@@ -66,12 +66,15 @@ def records_by_month(con: duckdb.DuckDBPyConnection, ctx: RunContext, stream: st
     return dict(sorted(rows))
 
 
-def connect(path: str = ":memory:", memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: str = ":memory:", memory_limit: str | None = None,
+            threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB that never downloads an extension and never uses the
     machine's time zone; a file-backed one spills next to its file."""
     config = dict(NO_DOWNLOADS)
     if memory_limit:
         config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = int(threads)
     con = duckdb.connect(path, config=config)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")

@@ -26,6 +26,7 @@ import os
 import tempfile
 from collections import Counter
 from decimal import Decimal
+from typing import NamedTuple
 
 import apache_beam as beam
 import duckdb
@@ -60,11 +61,20 @@ FAMILY_TABLES = {"settlement": ("settlement_accepted", "settlement_list_accepted
                  "person": ("enrolment_versions",)}
 
 
+class Limits(NamedTuple):
+    """What one bucket's DuckDB may use: its memory limit and its threads
+    (None: DuckDB's defaults). A worker computing several buckets at once
+    shares its memory and cores among them (pipelines/nightly.py)."""
+    memory: str | None = None
+    threads: int | None = None
+
+
 @contextlib.contextmanager
-def _connection(memory_limit: str | None):
+def _connection(limits: Limits):
     """A file-backed DuckDB in a private temp folder (it spills there)."""
     with tempfile.TemporaryDirectory(prefix="yibao-shard-") as work:
-        con = compute.connect(os.path.join(work, "shard.duckdb"), memory_limit=memory_limit)
+        con = compute.connect(os.path.join(work, "shard.duckdb"), memory_limit=limits.memory,
+                              threads=limits.threads)
         try:
             yield con, work
         finally:
@@ -147,9 +157,9 @@ class ResolveDeliveries(beam.DoFn):
     accepted records routed to their business-key buckets."""
 
     def __init__(self, ctx: RunContext, staging_dir: str, quarantine_dir: str, n: int,
-                 memory_limit: str | None):
+                 limits: Limits):
         self.ctx, self.staging_dir, self.quarantine_dir = ctx, staging_dir, quarantine_dir
-        self.n, self.memory_limit = n, memory_limit
+        self.n, self.limits = n, limits
 
     def process(self, element):
         yield from timed("ResolveDeliveries", self._resolve(element))
@@ -157,7 +167,7 @@ class ResolveDeliveries(beam.DoFn):
     def _resolve(self, element):
         (stream, bucket), parts = element
         parts = list(parts)
-        with _connection(self.memory_limit) as (con, _):
+        with _connection(self.limits) as (con, _):
             _read(con, "raw", [p for p, _ in parts], bucket)
             result = resolve_deliveries(con, stream, "raw")
             for row in result["conflicts"].to_pylist():
@@ -182,8 +192,8 @@ class Rekey(beam.DoFn):
     """One business-key bucket: what the compute step needs beyond its own
     records is sent to the bucket that needs it."""
 
-    def __init__(self, ctx: RunContext, staging_dir: str, n: int, memory_limit: str | None):
-        self.ctx, self.staging_dir, self.n, self.memory_limit = ctx, staging_dir, n, memory_limit
+    def __init__(self, ctx: RunContext, staging_dir: str, n: int, limits: Limits):
+        self.ctx, self.staging_dir, self.n, self.limits = ctx, staging_dir, n, limits
 
     def process(self, element):
         yield from timed("Rekey", self._rekey(element))
@@ -198,7 +208,7 @@ class Rekey(beam.DoFn):
             yield (family, bucket), item
         settlements = [p for name, p in items if name == "settlement_accepted"]
         if family == "settlement" and settlements:
-            with _connection(self.memory_limit) as (con, _):
+            with _connection(self.limits) as (con, _):
                 _read(con, "settlement_accepted", settlements, bucket)
                 ids = shards.bucketed(con, f"({prepare.reversed_ids_sql(self.ctx)})", ("init_setl_id",),
                                       self.n)
@@ -208,7 +218,7 @@ class Rekey(beam.DoFn):
     def _versions(self, items, bucket: int):
         """Enrolment versions at every period end (prepare.enrolment_versions),
         re-keyed by certno: I09 and E09 look at one person's enrolments."""
-        with _connection(self.memory_limit) as (con, _):
+        with _connection(self.limits) as (con, _):
             _read(con, "enrolment_accepted", [p for _, p in items], bucket)
             prepare.enrolment_versions(con, self.ctx)
             table = shards.bucketed(con, "enrolment_versions", shards.PERSON_KEY, self.n)
@@ -221,8 +231,8 @@ class ComputeShard(beam.DoFn):
     """One family bucket -> its aggregates (main output: ((kind, code), parts
     table)) and its quality_failures as a Parquet file (``failures``)."""
 
-    def __init__(self, ctx: RunContext, staging_dir: str, memory_limit: str | None):
-        self.ctx, self.staging_dir, self.memory_limit = ctx, staging_dir, memory_limit
+    def __init__(self, ctx: RunContext, staging_dir: str, limits: Limits):
+        self.ctx, self.staging_dir, self.limits = ctx, staging_dir, limits
 
     def process(self, element):
         yield from timed("ComputeShards", self._compute(element))
@@ -231,7 +241,7 @@ class ComputeShard(beam.DoFn):
         (family, bucket), items = element
         progress.note_stage("computing indicators")
         items = list(items)
-        with _connection(self.memory_limit) as (con, _):
+        with _connection(self.limits) as (con, _):
             for table in FAMILY_TABLES[family]:
                 paths = [p for name, p in items if name == table]
                 _read(con, table, paths, bucket, None if paths else _empty(table))
@@ -306,8 +316,8 @@ class BreakdownByCode(beam.DoFn):
     """One split indicator's member rows from every shard (bucketed files) ->
     its indicator_breakdown rows as a Parquet file (path)."""
 
-    def __init__(self, ctx: RunContext, staging_dir: str, memory_limit: str | None):
-        self.ctx, self.staging_dir, self.memory_limit = ctx, staging_dir, memory_limit
+    def __init__(self, ctx: RunContext, staging_dir: str, limits: Limits):
+        self.ctx, self.staging_dir, self.limits = ctx, staging_dir, limits
 
     def process(self, element):
         yield from timed("BreakdownByCode", self._breakdown(element))
@@ -315,7 +325,7 @@ class BreakdownByCode(beam.DoFn):
     def _breakdown(self, element):
         code_index, paths = element
         code = SPLIT_CODES[code_index]
-        with _connection(self.memory_limit) as (con, _):
+        with _connection(self.limits) as (con, _):
             _read(con, "member_rows", list(paths), code_index)
             comp.reset_member_parts(con)
             con.execute(f"""INSERT INTO {comp.MEMBER_PARTS}
