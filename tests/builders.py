@@ -142,3 +142,14 @@ def settlement_list(setl_id: str, upload_time: dt.datetime, **over) -> dict:
     }
     rec.update(over)
     return rec
+
+
+def warehouse_rows(path, query: str, params=()) -> list[tuple]:
+    """Rows of a query on a DuckDB warehouse file, opened read-only."""
+    from warehouse.duckdb_store import connect
+
+    con = connect(str(path), read_only=True)
+    try:
+        return con.execute(query, list(params)).fetchall()
+    finally:
+        con.close()

@@ -23,6 +23,7 @@ from stdnum.cn import ric
 from pipelines import cli, nightly
 from pipelines.errors import UsageError
 from tests.builders import copy_reference, enrolment, resident_id, utc, write_avro
+from tests.builders import warehouse_rows as rows
 from tests.conftest_bigquery import PROJECT, bigquery_emulator, bigquery_endpoint  # noqa: F401
 from transforms import privacy, shards
 from transforms.quarantine import quarantine
@@ -38,13 +39,6 @@ BIRTH = dt.date(1980, 5, 17)
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
-
-def rows(path, sql: str, params=()) -> list[tuple]:
-    con = connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 # --- two sibling input roots, one warehouse (items 5, 6, 10) --------------------------

@@ -23,6 +23,7 @@ import pytest
 from pipelines.errors import UsageError
 from report import charts
 from report.cli import query_main, report_main
+from tests.builders import warehouse_rows as sql
 from tests.conftest_report import (
     RUN_ID,
     STREAM_RUN_ID,
@@ -56,13 +57,6 @@ def browser(tmp_path_factory):
     yield b
     b.close()
 
-
-def sql(warehouse, query: str, params=()) -> list[tuple]:
-    con = connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(query, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def render(uri: str, region: str, period: str, out: Path) -> str:

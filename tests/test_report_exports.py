@@ -22,9 +22,9 @@ from openpyxl import load_workbook
 
 from pipelines import cli
 from report.cli import report_main
+from tests.builders import warehouse_rows as sql
 from tests.conftest_report import build_warehouse, ensure_chromium
 from transforms.indicators.catalog import CODES
-from warehouse.duckdb_store import connect
 
 PERIOD = "2023-11"
 PERIOD_TYPES = {"本月": "MONTH", "年累计": "YTD"}
@@ -34,13 +34,6 @@ PERIOD_TYPES = {"本月": "MONTH", "年累计": "YTD"}
 def warehouse(tmp_path_factory) -> Path:
     return build_warehouse(tmp_path_factory.mktemp("exports") / "warehouse.duckdb")
 
-
-def sql(warehouse, query: str, params=()) -> list[tuple]:
-    con = connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(query, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def export(warehouse, fmt: str, out: Path, region: str = "640100") -> Path:
