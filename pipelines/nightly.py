@@ -330,32 +330,34 @@ def _shards(opts: NightlyOptions, options: PipelineOptions, config, input_bytes:
     return shards.default_shards(input_bytes, workers, shard_bytes)
 
 
-def _threads(runner_name: str, options: PipelineOptions) -> int | None:
-    """DuckDB threads of one bucket: its share of the cores (a Dataflow worker
-    runs one SDK process per vCPU; locally --direct_num_workers buckets at
-    once); None: every core (one local worker)."""
+def _concurrent_buckets(runner_name: str, options: PipelineOptions) -> int:
+    """Buckets one worker computes at once: one per vCPU on Dataflow (one SDK
+    process each), --direct_num_workers locally."""
     from apache_beam.options.pipeline_options import DirectOptions
 
     if runner_name == "DataflowRunner":
+        return sizing.vcpus(options.view_as(WorkerOptions).machine_type)
+    return options.view_as(DirectOptions).direct_num_workers or 1
+
+
+def _threads(runner_name: str, options: PipelineOptions) -> int | None:
+    """DuckDB threads of one bucket: its share of the cores (one on a Dataflow
+    worker's SDK process); None: every core (one local worker)."""
+    if runner_name == "DataflowRunner":
         return 1
-    workers = options.view_as(DirectOptions).direct_num_workers or 1
-    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    concurrent = _concurrent_buckets(runner_name, options)
+    return max(1, (os.cpu_count() or 1) // concurrent) if concurrent > 1 else None
 
 
 def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptions) -> str:
     """One bucket's DuckDB memory limit: the worker's budget (pipelines/sizing.py)
-    shared by the buckets it computes at once (a bucket per vCPU on Dataflow,
-    per --direct_num_workers locally)."""
-    from apache_beam.options.pipeline_options import DirectOptions
-
+    shared by the buckets it computes at once."""
     machine = options.view_as(WorkerOptions).machine_type
     try:
         budget = sizing.compute_memory_limit(opts.compute_memory_limit, runner_name, machine)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    concurrent = (sizing.vcpus(machine) if runner_name == "DataflowRunner"
-                  else options.view_as(DirectOptions).direct_num_workers or 1)
-    return sizing.per_bucket(budget, concurrent)
+    return sizing.per_bucket(budget, _concurrent_buckets(runner_name, options))
 
 
 def _sweep(uri: str, staging_root: str, config) -> None:

@@ -60,17 +60,22 @@ def bucketed(con: duckdb.DuckDBPyConnection, relation: str, columns: tuple[str, 
                    "ORDER BY _bucket").to_arrow_table()
 
 
+def _runs(table: pa.Table) -> list[tuple[int, int, int]]:
+    """(bucket, first row, end row) of each bucket of a table sorted by ``_bucket``."""
+    if table.num_rows == 0:
+        return []
+    runs = pc.run_end_encode(table.column("_bucket").combine_chunks())
+    ends = runs.run_ends.to_pylist()
+    return [(int(b), start, end) for b, start, end in zip(runs.values.to_pylist(), [0, *ends[:-1]], ends,
+                                                           strict=True)]
+
+
 def split_sorted(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     """Slices of a table sorted by its ``_bucket`` column (dropped): small
     tables that travel as elements (the reversed setl_ids)."""
-    if table.num_rows == 0:
-        return
-    runs = pc.run_end_encode(table.column("_bucket").combine_chunks())
     body = table.drop_columns(["_bucket"])
-    start = 0
-    for bucket, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
-        yield int(bucket), body.slice(start, end - start)
-        start = end
+    for bucket, start, end in _runs(table):
+        yield bucket, body.slice(start, end - start)
 
 
 def write_buckets(table: pa.Table, folder: str) -> tuple[str | None, dict[int, int]]:
@@ -80,13 +85,8 @@ def write_buckets(table: pa.Table, folder: str) -> tuple[str | None, dict[int, i
     writer, not one per (writer, bucket): N buckets cost N files a step, not N²."""
     if table.num_rows == 0:
         return None, {}
-    runs = pc.run_end_encode(table.column("_bucket").combine_chunks())
-    ends = runs.run_ends.to_pylist()
-    rows = {int(b): e - s for b, s, e in zip(runs.values.to_pylist(), [0, *ends[:-1]], ends, strict=True)}
-    path = FileSystems.join(folder, f"{uuid.uuid4().hex}.parquet")
-    with open_private(path) as fh:
-        pq.write_table(table, fh, compression="lz4", row_group_size=ROW_GROUP_ROWS)
-    return path, rows
+    rows = {bucket: end - start for bucket, start, end in _runs(table)}
+    return write(table, folder, row_group_size=ROW_GROUP_ROWS), rows
 
 
 def read_bucket(paths: list[str], bucket: int, empty: pa.Table | None = None) -> pa.Table:
@@ -112,11 +112,11 @@ def _may_hold(stats, bucket: int) -> bool:
     return stats is None or not stats.has_min_max or stats.min <= bucket <= stats.max
 
 
-def write(table: pa.Table, folder: str) -> str:
+def write(table: pa.Table, folder: str, row_group_size: int | None = None) -> str:
     """One private Parquet file under ``folder`` (local or gs://)."""
     path = FileSystems.join(folder, f"{uuid.uuid4().hex}.parquet")
     with open_private(path) as fh:
-        pq.write_table(table, fh, compression="lz4")
+        pq.write_table(table, fh, compression="lz4", row_group_size=row_group_size)
     return path
 
 
