@@ -23,6 +23,7 @@ from alerting.config import CHANNEL_TYPES, alert_config, clean_channel
 from alerting.engine import evaluate
 from alerting.messages import drilldown_sql, texts
 from alerting.model import FIRING, Alert, Observation
+from alerting.summary import ERROR_CHARS, summarize
 from pipelines.errors import UsageError
 from transforms.timeutil import parse_instant
 
@@ -70,9 +71,19 @@ def _evaluate(args) -> int:
             raise
         raise UsageError(f"{args.warehouse}: {why}") from None
     for a in alerts:
-        status = "suppressed" if a.suppressed else ("sent" if a.delivered else "NOT DELIVERED")
+        missed = [c["channel"] for c in a.channels if not c["ok"]]
+        status = ("suppressed" if a.suppressed else "NOT DELIVERED" if missed else "sent")
         print(f"{a.state:8} {status:13} {a.text_zh}")
     print(f"{len(alerts)} alert rows written to dq_alerts")
+    # A scheduler must see a channel that missed an alert (the rows are written
+    # all the same, so the next evaluation re-sends nothing twice).
+    if failed := summarize(args.run_id or "", 0, alerts).failed:
+        sent = sum(not a.suppressed for a in alerts)
+        missed = "; ".join(f"NOT delivered to {ch} ({n} of {sent} alerts; {error[:ERROR_CHARS]})"
+                           for ch, (n, error) in failed.items())
+        print(f"yibao alerts: {missed} — the alerts are in dq_alerts; "
+              "check the channel with `yibao alerts test`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -430,3 +430,32 @@ def test_a_channel_that_is_down_is_not_retried_for_every_alert(wh_path, robot):
     assert all(h["error"].startswith("not tried: channel hook failed earlier in this evaluation")
                for h in hooks[1:])
     assert all({c["channel"]: c for c in a.channels}["log"]["ok"] for a in alerts)
+
+
+def test_alerts_evaluate_exits_1_when_an_alert_was_not_delivered(wh_path, tmp_path, capsys):
+    """Known defect: "alerts exit 0 when a channel fails" — a scheduler that
+    runs `yibao alerts evaluate` after a flex-template job saw success while
+    no one was told.  Now: exit 1 and one stderr line naming the channel."""
+    from pipelines.cli import main
+
+    add_run(wh_path, "r1", T0, quality_rule_results=[rule_row(failed=40)])
+    refused = f"http://127.0.0.1:{_free_port()}/hook"
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(json.dumps({"alerts": {
+        **only("pass_rate"), "delivery": {**FAST, "attempts": 1},
+        "channels": {"ops_hook": {"type": "webhook", "url": refused}}}}), encoding="utf-8")
+    argv = ["alerts", "evaluate", "--warehouse", f"duckdb:///{wh_path}", "--run-id", "r1",
+            "--config", str(cfg), "--now", "2023-06-01T10:00:00+08:00"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "NOT DELIVERED" in out and "1 alert rows written to dq_alerts" in out
+    (line,) = err.strip().splitlines()
+    assert line.startswith("yibao alerts: NOT delivered to ops_hook (1 of 1 alerts; URLError")
+    assert line.endswith("check the channel with `yibao alerts test`")
+    assert len(dq_rows(wh_path)) == 1  # the row is written all the same
+
+    # Once the channel is reachable again (here: only the log), the exit is 0.
+    cfg.write_text(json.dumps({"alerts": {
+        **only("pass_rate"), "delivery": FAST, "quiet_hours": 0,
+        "channels": {"log": {"type": "log"}}}}), encoding="utf-8")
+    assert main(argv[:-1] + ["2023-06-02T10:00:00+08:00"]) == 0
