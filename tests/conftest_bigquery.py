@@ -26,7 +26,13 @@ behaviour and the difference is bridged here, each one below:
    Values still round-trip exactly at the 6 places we use.
 4. PARTITION BY / CLUSTER BY and table expiration are accepted and dropped;
    the DDL text is tested instead (tests/test_bigquery.py).
-5. Differences needing no bridge: ``@@error.message`` (an EXCEPTION handler)
+5. ``ALTER TABLE … ADD COLUMN`` alters the DuckDB table but not the catalog
+   tables.get reads (tables.patch, the other way, only the catalog): after
+   one, the launcher re-reads the table's schema into the catalog.
+6. A copy job creating its destination loses NOT NULL in the DuckDB table
+   (the catalog keeps REQUIRED, until a later CREATE TABLE IF NOT EXISTS
+   re-reads it): the launcher sets NOT NULL again on the REQUIRED columns.
+7. Differences needing no bridge: ``@@error.message`` (an EXCEPTION handler)
    does not parse, but publish has no handler (a failing statement rolls the
    transaction back, in BigQuery and here); query results give JSON columns
    parsed and NUMERIC with 9 places (the tests compare normalised values); the
@@ -91,7 +97,43 @@ def _patch_emulator() -> None:
         return await run_query_body(bq_sql=bq_sql, query_params=query_params,
                                     is_scripted=is_scripted, **kwargs)
 
-    executor._run_query_body = with_script_parameters
+    async def with_added_columns(*, bq_sql, project_id, ctx, is_scripted, **kwargs):
+        result = await with_script_parameters(bq_sql=bq_sql, project_id=project_id, ctx=ctx,
+                                              is_scripted=is_scripted, **kwargs)
+        if not is_scripted:
+            _sync_added_columns(bq_sql, project_id, ctx)  # difference 5
+        return result
+
+    executor._run_query_body = with_added_columns
+
+    create_copy_destination = executor._create_copy_destination
+
+    def with_not_null(*, src_meta, dst_ref, ctx, **kwargs):  # difference 6
+        create_copy_destination(src_meta=src_meta, dst_ref=dst_ref, ctx=ctx, **kwargs)
+        for f in src_meta.schema_.fields:
+            if f.mode == "REQUIRED":
+                ctx.engine.execute(f'ALTER TABLE {dst_ref} ALTER COLUMN "{f.name}" SET NOT NULL')
+
+    executor._create_copy_destination = with_not_null
+
+
+def _sync_added_columns(bq_sql: str, project_id: str, ctx) -> None:
+    import sqlglot
+    from bqemulator.catalog import ddl_sync
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(bq_sql, read="bigquery")
+    except sqlglot.errors.SqlglotError:  # the statement ran; only the bridge gives up
+        return
+    if not (isinstance(tree, exp.Alter)
+            and any(isinstance(a, exp.ColumnDef) for a in tree.args.get("actions") or ())):
+        return
+    ids = ddl_sync._split_target(tree.this, project_id)
+    meta = ctx.catalog.get_table(*ids)
+    if meta is not None:
+        ctx.catalog.update_table(meta.model_copy(
+            update={"schema_": ddl_sync._introspect_schema(*ids, ctx)}))
 
 
 async def _serve(url_file: Path) -> None:

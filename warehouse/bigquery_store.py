@@ -46,11 +46,14 @@ from warehouse.base import now as _now
 from warehouse.files import ParquetFiles, open_parquet
 from warehouse.scope import Scope
 from warehouse.tables import (
+    BACKFILL,
     BIGQUERY_TYPES,
     TABLES,
     Column,
     Table,
+    appended_columns,
     arrow_schema,
+    bigquery_column_ddl,
     bigquery_ddl,
     bigquery_schema,
     bigquery_type_sql,
@@ -68,6 +71,8 @@ _LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 # differ. BigQuery reports what was declared, so this stays empty in
 # production; tests/conftest_bigquery.py fills it for the emulator.
 REPORTED_TYPES: dict[tuple, tuple] = {}
+# Suffix of the table a migration rebuilds a table into (``_rebuild``).
+MIGRATING = "__migrating"
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -105,6 +110,16 @@ def view_ddl(dataset: str, indicator_codes: Sequence[str]) -> dict[str, str]:
 
 def _type(field) -> tuple:
     return (_LEGACY_NAMES.get(field.field_type, field.field_type), field.precision, field.scale)
+
+
+def _fields(schema) -> list[tuple]:
+    """(name, mode, type, precision, scale) per field, as tables.get reports them."""
+    return [(f.name, f.mode, *_type(f)) for f in schema]
+
+
+def _wanted(name: str) -> list[tuple]:
+    """``_fields`` of table ``name`` as tables.py declares it."""
+    return [(f.name, f.mode, *REPORTED_TYPES.get(_type(f), _type(f))) for f in bigquery_schema(name)]
 
 
 class BigQueryWarehouse(RunLog):
@@ -153,7 +168,8 @@ class BigQueryWarehouse(RunLog):
 
         As DuckDBWarehouse.ensure_schema: the scorecard gets one column per
         code (default: dim_indicator's), and a table whose columns differ
-        from tables.py is an error, never silently altered.
+        from tables.py is an error, never silently altered, but for the one
+        migration (``_add_new_columns``).
         """
         from google.api_core.exceptions import NotFound
 
@@ -164,19 +180,108 @@ class BigQueryWarehouse(RunLog):
                 f"dataset {self.ref} does not exist: create it in the data's location"
                 " (bq mk --dataset --location=LOCATION PROJECT:DATASET, deploy/RUNBOOK.md)"
             ) from None
+        self._finish_migrations()
         self._query(";\n".join(table_ddl(self.ref).values()))
+        self._add_new_columns()
         self._check_columns()
         if indicator_codes is None:
             indicator_codes = [r[0] for r in self._rows(
                 f"SELECT indicator_code FROM {self._t('dim_indicator')} ORDER BY indicator_code")]
         self._query(";\n".join(view_ddl(self.ref, indicator_codes).values()))
 
+    def _add_new_columns(self) -> None:
+        """The one migration done silently, as DuckDBWarehouse's: columns
+        tables.py appends to a table (tables.appended_columns) are added to
+        an older dataset, so an upgrade keeps its history; anything else
+        still fails ``_check_columns``.
+
+        Nullable ones: ALTER TABLE ADD COLUMN.  BigQuery can neither add a
+        REQUIRED column nor SET NOT NULL, so a table gaining one (with its
+        tables.BACKFILL value) is rebuilt: ``<name>__migrating`` is created
+        from tables.py's DDL and filled from the table, then replaces it
+        (drop, copy job, drop; ``_finish_migrations`` resumes an interruption).
+        A rebuilt table loses what a drop takes with it (table IAM bindings,
+        row access policies; deploy/RUNBOOK.md); its rows and schema stay.
+        """
+        for name in TABLES:
+            fields = self.client.get_table(f"{self.ref}.{name}").schema
+            new = appended_columns(name, [f.name for f in fields])
+            # Only a strict prefix, modes and types included, is migrated: a
+            # retyped column must not be cast silently by the rebuild's INSERT.
+            if not new or _fields(fields) != _wanted(name)[: len(fields)]:
+                continue
+            required = [c for c in new if not c.nullable]
+            if required:
+                self._rebuild(name, [f.name for f in fields], required)
+            else:
+                for f in bigquery_schema(name)[len(fields):]:
+                    # One column a statement: the emulator (DuckDB) takes no more.
+                    self._query(f"ALTER TABLE {self._t(name)} ADD COLUMN {bigquery_column_ddl(f)}")
+            fills = {c.name: BACKFILL[(name, c.name)] for c in required}
+            log.warning("%s: migrated table %s to this release: added columns %s%s", self.ref,
+                        name, ", ".join(c.name for c in new),
+                        f" (existing rows get {fills})" if fills else "")
+
+    def _rebuild(self, name: str, old: list[str], required: list[Column]) -> None:
+        """Table ``name`` with its columns ``old`` becomes tables.py's, the
+        ``required`` columns filled with their BACKFILL value, the others null."""
+        from google.cloud.bigquery import ScalarQueryParameter
+
+        mig = f"{name}{MIGRATING}"
+        self.client.delete_table(f"{self.ref}.{mig}", not_found_ok=True)
+        self._query(bigquery_ddl(name, self.ref, mig))
+        cols = [*old, *(c.name for c in required)]
+        self._query(
+            f"INSERT INTO {self._t(mig)} ({', '.join(f'`{c}`' for c in cols)})\n"
+            f"SELECT {', '.join(f'`{c}`' for c in old)}, {', '.join(f'@fill{i}' for i in range(len(required)))}"
+            f" FROM {self._t(name)}",
+            [ScalarQueryParameter(f"fill{i}", _param_type(c), BACKFILL[(name, c.name)])
+             for i, c in enumerate(required)])
+        # Only a complete copy may replace the table (two processes migrating
+        # at once could drop or double each other's copy: refuse, keep the old).
+        count = "SELECT (SELECT COUNT(*) FROM {}), (SELECT COUNT(*) FROM {})"
+        (have, copied), = self._rows(count.format(self._t(name), self._t(mig)))
+        if copied != have:
+            raise RuntimeError(f"{self.ref}: migrating table {name}: {copied} of its {have} rows"
+                               f" copied (another process migrating it?); run again")
+        # From here the rows live complete in the __migrating table.
+        self.client.delete_table(f"{self.ref}.{name}")
+        self._replace_with_migrating(name)
+
+    def _replace_with_migrating(self, name: str) -> None:
+        """``<name>__migrating`` (complete) becomes ``name`` (which is absent)."""
+        from google.cloud import bigquery
+
+        mig = f"{self.ref}.{name}{MIGRATING}"
+        # A copy keeps schema, partitioning and clustering; the table's
+        # description is set again (a copy need not carry it).
+        self.client.copy_table(mig, f"{self.ref}.{name}", job_config=bigquery.CopyJobConfig(
+            create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            write_disposition=bigquery.WriteDisposition.WRITE_EMPTY)).result()
+        table = self.client.get_table(f"{self.ref}.{name}")
+        table.description = TABLES[name].description
+        self.client.update_table(table, ["description"])
+        self.client.delete_table(mig)
+
+    def _finish_migrations(self) -> None:
+        """A rebuild interrupted by a previous run: with ``name`` still there
+        the ``__migrating`` table may be incomplete, so it is dropped (and the
+        rebuild redone); with ``name`` gone it was complete (the old table is
+        dropped only after it is filled), so it replaces ``name`` now."""
+        present = {t.table_id for t in self.client.list_tables(self.ref)}
+        for name in TABLES:
+            if f"{name}{MIGRATING}" not in present:
+                continue
+            if name in present:
+                self.client.delete_table(f"{self.ref}.{name}{MIGRATING}")
+            else:
+                log.warning("%s: finishing the interrupted migration of table %s", self.ref, name)
+                self._replace_with_migrating(name)
+
     def _check_columns(self) -> None:
         for name in TABLES:
-            have = [(f.name, f.mode, *_type(f))
-                    for f in self.client.get_table(f"{self.ref}.{name}").schema]
-            want = [(f.name, f.mode, *REPORTED_TYPES.get(_type(f), _type(f)))
-                    for f in bigquery_schema(name)]
+            have = _fields(self.client.get_table(f"{self.ref}.{name}").schema)
+            want = _wanted(name)
             if have != want:
                 raise RuntimeError(
                     f"{self.ref}: table {name} differs from warehouse/tables.py;"

@@ -36,7 +36,15 @@ from warehouse.base import instant as _instant
 from warehouse.base import now as _now
 from warehouse.files import ParquetFiles, local_copies
 from warehouse.scope import Scope
-from warehouse.tables import BACKFILL, DUCKDB_TYPES, TABLES, duckdb_comments, duckdb_ddl, views
+from warehouse.tables import (
+    BACKFILL,
+    DUCKDB_TYPES,
+    TABLES,
+    appended_columns,
+    duckdb_comments,
+    duckdb_ddl,
+    views,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,18 +179,20 @@ class DuckDBWarehouse(RunLog):
             " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
         ).fetchall():
             have.setdefault(table, []).append(column)
-        for name, t in TABLES.items():
-            names = [c.name for c in t.columns]
-            old = have.get(name, names)
-            if len(old) < len(names) and names[: len(old)] == old:
-                for c in t.columns[len(old):]:
-                    fill = BACKFILL.get((name, c.name))
-                    if not c.nullable and fill is None:
-                        break
-                    self.con.execute(f"ALTER TABLE {name} ADD COLUMN {c.name} {DUCKDB_TYPES[c.type]}")
-                    if fill is not None:  # a NOT NULL column with the value older rows get
-                        self.con.execute(f"UPDATE {name} SET {c.name} = ?", [fill])
-                        self.con.execute(f"ALTER TABLE {name} ALTER COLUMN {c.name} SET NOT NULL")
+        for name in TABLES:
+            for c in appended_columns(name, have.get(name, ())):
+                fill = BACKFILL.get((name, c.name))
+                add = f"ALTER TABLE {name} ADD COLUMN {c.name} {DUCKDB_TYPES[c.type]}"
+                if fill is None:
+                    self.con.execute(add)
+                    continue
+                # A NOT NULL column: older rows get the value as the column's
+                # default (an UPDATE before SET NOT NULL fails in one transaction:
+                # "Cannot create index with outstanding updates"), dropped after.
+                default = "'" + fill.replace("'", "''") + "'"
+                self.con.execute(f"{add} DEFAULT {default}")
+                self.con.execute(f"ALTER TABLE {name} ALTER COLUMN {c.name} SET NOT NULL")
+                self.con.execute(f"ALTER TABLE {name} ALTER COLUMN {c.name} DROP DEFAULT")
 
     def _check_columns(self) -> None:
         rows = self.con.execute(

@@ -137,7 +137,7 @@ _PERIOD_KEY = ("period_type", "period_start", "period_end")
 #: wrote quality rows then).
 _PIPELINE = NN("pipeline", "STRING", "nightly | stream: the pipeline that wrote the row")
 #: NOT NULL columns a newer release appends, with the value the rows of an
-#: older warehouse get (warehouse/duckdb_store.py ``_add_new_columns``).
+#: older warehouse get (``appended_columns``; both stores' ``_add_new_columns``).
 BACKFILL: dict[tuple[str, str], str] = {("quality_rule_results", "pipeline"): "nightly",
                                         ("quality_failures", "pipeline"): "nightly"}
 
@@ -419,6 +419,23 @@ def table(name: str) -> Table:
         raise ValueError(f"unknown warehouse table {name!r}") from None
 
 
+def appended_columns(name: str, have: Sequence[str]) -> tuple[Column, ...]:
+    """The columns an older warehouse's table ``name``, whose columns are
+    ``have``, gains on upgrade: the ones tables.py appends after them, when
+    each is nullable or has a BACKFILL value.  Empty when there is nothing
+    to add, or when the difference is anything else (a column removed,
+    renamed, reordered; a NOT NULL one without a value), which the stores'
+    column checks report instead: the one migration done silently."""
+    t = table(name)
+    old = list(have)
+    if not old or len(old) >= len(t.columns) or t.column_names[: len(old)] != old:
+        return ()
+    new = t.columns[len(old):]
+    if any(not c.nullable and (name, c.name) not in BACKFILL for c in new):
+        return ()
+    return new
+
+
 # --- DuckDB --------------------------------------------------------------
 
 
@@ -477,15 +494,18 @@ def bigquery_type_sql(field) -> str:
     return field.field_type
 
 
-def bigquery_ddl(name: str, dataset: str) -> str:
-    """CREATE TABLE text; ``dataset`` is ``project.dataset`` or ``dataset``."""
+def bigquery_column_ddl(field) -> str:
+    """A column of CREATE TABLE (or ALTER TABLE ADD COLUMN) for a bigquery_schema field."""
+    return (f"{field.name} {bigquery_type_sql(field)}{' NOT NULL' if field.mode == 'REQUIRED' else ''}"
+            f" OPTIONS(description={_bq_string(field.description)})")
+
+
+def bigquery_ddl(name: str, dataset: str, table_id: str | None = None) -> str:
+    """CREATE TABLE text; ``dataset`` is ``project.dataset`` or ``dataset``;
+    ``table_id`` creates table ``name``'s twin under that name."""
     t = table(name)
-    cols = ",\n".join(
-        f"  {f.name} {bigquery_type_sql(f)}{' NOT NULL' if f.mode == 'REQUIRED' else ''}"
-        f" OPTIONS(description={_bq_string(f.description)})"
-        for f in bigquery_schema(name)
-    )
-    sql = f"CREATE TABLE IF NOT EXISTS `{dataset}.{t.name}` (\n{cols}\n)"
+    cols = ",\n".join(f"  {bigquery_column_ddl(f)}" for f in bigquery_schema(name))
+    sql = f"CREATE TABLE IF NOT EXISTS `{dataset}.{table_id or t.name}` (\n{cols}\n)"
     if t.partition_month:
         sql += f"\nPARTITION BY DATE_TRUNC({t.partition_month}, MONTH)"
     if t.cluster_by:
