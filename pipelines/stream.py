@@ -13,7 +13,9 @@ What happens (transforms/streaming.py tells each step's story):
    completed_time or submitted_time while open, enrolment event_time);
    undecodable or mismatched bytes -> dead_letters, the stream goes on.
 2. ``DropTooLate``: records later than ``--allowed_lateness_days`` after
-   their business day are counted late_dropped.
+   their business day are dropped by the runner (business-day windows with
+   that lateness, keyed by stream and shard of event_id) and counted
+   late_dropped (records into the gate minus records out of it).
 3. ``LinkVersions``: state per business key drops duplicate event_ids and
    turns each new record into a change of its key (records before, after).
 4. ``BatchChanges`` / ``ComputeChanges``: batches of changes; each changed
@@ -170,7 +172,7 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
         DecodeDeliveries(settings.quarantine_dir, settings.allowed_lateness_days)).with_output_types(
         tuple[str, typing.Any]).with_outputs(DEAD_LETTERS, TALLIES, main="records")
     timely = decoded.records | "DropTooLate" >> DropTooLate(settings.allowed_lateness_days)
-    linked = timely.records | "LinkVersions" >> LinkVersions(settings)
+    linked = timely["records"] | "LinkVersions" >> LinkVersions(settings)
     changes = (linked.changes
                | "BatchChanges" >> BatchChanges()
                | "ComputeChanges" >> beam.ParDo(ComputeChanges(settings.ctx)).with_outputs(

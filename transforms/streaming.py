@@ -8,8 +8,11 @@ wires them; ARCHITECTURE.md "stream", "Scale-out").
    submitted_time while open, enrolment event_time); bad bytes, values the
    contract's types cannot hold (transforms/decode.py) and event times too
    near the end of the calendar for the day windows -> dead letters.
-2. ``DropTooLate``: a record whose business day closed more than the allowed
-   lateness ago is counted ``late_dropped`` and goes no further.
+2. ``DropTooLate``: records keyed by (stream, shard of event_id), "spread
+   keys so no single worker carries a stream" (issue 20), in business-day
+   windows with the allowed lateness: the runner drops a record whose day
+   closed more than the allowed lateness ago (its window expired behind
+   the watermark); what went in and did not come out is ``late_dropped``.
 3. ``LinkVersions``: state per business key (setl_id with its reversals and
    settlement lists, case_id; event_id for contributions and enrolments)
    drops duplicate event_ids and turns each new record into a ``Change``:
@@ -58,6 +61,7 @@ from apache_beam.transforms.window import (
     TimestampedValue,
 )
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 import expectations
 import schemas
@@ -81,9 +85,9 @@ from transforms.versions import encode_record
 DAY_SECONDS = 24 * 3600
 #: Asia/Shanghai midnight is 16:00 UTC: one-day windows offset by 16 hours.
 BUSINESS_DAYS = FixedWindows(DAY_SECONDS, offset=16 * 3600)
-#: The windows keep a day more than the allowed lateness, so that DropTooLate
-#: (which counts what it drops) and not the runner (which drops silently)
-#: decides what is too late.
+#: The windows after the lateness gate keep a day more than the allowed
+#: lateness, so that the gate (DropTooLate, whose drops are counted) and no
+#: later window (whose drops would not be) decides what is too late.
 WINDOW_SLACK_DAYS = 1
 #: I13's panes close this many days after the settlement day.
 LIST_DAYS = 30
@@ -137,10 +141,6 @@ def instant(value: dt.datetime) -> Timestamp:
     """A Beam timestamp of an aware datetime (whatever its UTC tzinfo object:
     Arrow's is not the one Beam's from_utc_datetime accepts)."""
     return Timestamp(micros=(value - _EPOCH) // dt.timedelta(microseconds=1))
-
-
-def day_of(ts: Timestamp) -> dt.date:
-    return business_date(dt.datetime.fromtimestamp(ts.micros / 1e6, dt.UTC))
 
 
 def day_start(day: dt.date) -> Timestamp:
@@ -230,57 +230,101 @@ class DecodeDeliveries(beam.DoFn):
 
 
 # --- 2. lateness ----------------------------------------------------------------
-# State and timers are declared once per module (Beam binds them by spec).
-_KNOWN = ReadModifyWriteStateSpec("known_watermark", PickleCoder())
-_ARMED = ReadModifyWriteStateSpec("armed_days", PickleCoder())
-_EXPIRY = TimerSpec("day_expiry", TimeDomain.WATERMARK)
-KNOWN, ARMED, EXPIRY = (beam.DoFn.StateParam(_KNOWN), beam.DoFn.StateParam(_ARMED),
-                        beam.DoFn.TimerParam(_EXPIRY))
+#: Keys per stream the lateness gate spreads a stream's records over (issue
+#: 20: "spread keys so no single worker carries a stream").  A constant, not
+#: ``batch_shards``: that is 1 on the local runner and about the number of
+#: workers on Dataflow, while the gate keeps no state of its own (the runner's
+#: trigger state per key and day only), so more keys than workers cost little
+#: and let Dataflow balance 5 x 16 keys over its workers.
+GATE_SHARDS = 16
 
 
-class LateGate(beam.DoFn):
-    """Keyed by stream.  A Python DoFn cannot read the watermark, so the gate
-    learns it from its own event-time timers: one per business day it has let
-    through, set at that day's expiry.  Once a day's timer has fired, its
-    records (and those of every earlier day) are too late."""
+def gate_shard(rec: dict) -> int:
+    """A record's shard of its stream's gate keys: stable across workers and
+    retries (crc32, not the salted ``hash``), by event_id so that redeliveries
+    of one event meet on one key."""
+    return zlib.crc32(rec["event_id"].encode()) % GATE_SHARDS
 
-    def __init__(self, lateness_days: int):
-        self.lateness_days = lateness_days
 
-    def process(self, element, ts=beam.DoFn.TimestampParam, known=KNOWN, armed=ARMED,
-                expiry=EXPIRY):
-        stream, _ = element
-        day = day_of(ts)
-        closes = day_expiry(day, self.lateness_days)
-        watermark = known.read()
-        if watermark is not None and watermark >= closes:
-            yield _tally(stream, late_dropped=1)
-            return
-        days = armed.read() or set()
-        if day.toordinal() not in days:
-            expiry.set(closes, dynamic_timer_tag=str(day.toordinal()))
-            armed.write(days | {day.toordinal()})
-        yield element
+class EnterGate(beam.DoFn):
+    """(stream, record) -> ((stream, shard), (record, event time)); ``gated``
+    tallies, one per stream and window a bundle saw, at its earliest record's
+    time (count_row: late_dropped = gated - passed)."""
 
-    @on_timer(_EXPIRY)
-    def day_closed(self, ts=beam.DoFn.TimestampParam, tag=beam.DoFn.DynamicTimerTagParam,
-                   known=KNOWN, armed=ARMED):
-        if known.read() is None or ts > known.read():
-            known.write(ts)
-        armed.write((armed.read() or set()) - {int(tag)})
+    def start_bundle(self):
+        self.gated: dict = {}  # (stream, window) -> [records, earliest timestamp]
+
+    def process(self, element, ts=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        stream, rec = element
+        seen = self.gated.setdefault((stream, window), [0, ts])
+        seen[0] += 1
+        seen[1] = min(seen[1], ts)
+        yield (stream, gate_shard(rec)), (rec, ts.micros)
+
+    def finish_bundle(self):
+        for (stream, window), (n, earliest) in self.gated.items():
+            yield TaggedOutput(TALLIES, WindowedValue((stream, Counter(gated=n)), earliest, [window]))
+
+
+class LeaveGate(beam.DoFn):
+    """A pane of a gate key -> its records again, each at its own event time
+    (the pane's timestamp is its earliest record's); a ``passed`` tally."""
+
+    def process(self, element):
+        (stream, _), items = element
+        n = 0
+        for rec, micros in items:
+            n += 1
+            yield TimestampedValue((stream, rec), Timestamp(micros=micros))
+        yield _tally(stream, passed=n)
 
 
 class DropTooLate(beam.PTransform):
-    """(stream, record) -> the records not later than the allowed lateness;
-    ``tallies`` counts the others."""
+    """(stream, record) -> {"records": the records not later than the allowed
+    lateness, TALLIES: what went in and what came out}.
+
+    The runner decides: the records are keyed by (stream, shard) and
+    grouped in business-day windows with the allowed lateness, each fired
+    as it arrives (AfterCount(1), discarding).  A record whose day window
+    has expired (window end + lateness behind the input watermark) is dropped
+    by the runner's trigger driver (Beam's GeneralTriggerDriver on the local
+    BundleBasedDirectRunner, its late-data dropping on Dataflow), whatever
+    key it lands on: unlike a DoFn, the runner knows the watermark.  The
+    runner drops silently, so the gate counts what enters and what leaves.
+
+    The boundary is ``day_expiry`` (the day's end + lateness), as with the
+    old per-stream gate, to within one tick: on Dataflow a record is too
+    late once the watermark reaches it (window max timestamp, end - 1 ms, +
+    lateness is before the watermark); Beam's Python trigger driver
+    (trigger.py GeneralTriggerDriver.process_elements) once the watermark
+    is past it, so locally a record arriving while the watermark stands
+    exactly at the expiry still passes (tests/test_stream_gate.py)."""
 
     def __init__(self, lateness_days: int):
         super().__init__()
         self.lateness_days = lateness_days
 
     def expand(self, records):
-        return records | "LateGate" >> beam.ParDo(LateGate(self.lateness_days)).with_outputs(
-            TALLIES, main="records")
+        entered = records | "EnterGate" >> beam.ParDo(EnterGate()).with_output_types(
+            tuple[tuple[str, int], typing.Any]).with_outputs(TALLIES, main="keyed")
+        left = (
+            entered.keyed
+            | "GateWindows" >> beam.WindowInto(
+                BUSINESS_DAYS, allowed_lateness=self.lateness_days * DAY_SECONDS,
+                trigger=trigger.Repeatedly(trigger.AfterCount(1)),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+                timestamp_combiner=TimestampCombiner.OUTPUT_AT_EARLIEST)
+            | "GateGroup" >> beam.GroupByKey().with_input_types(tuple[tuple[str, int], typing.Any])
+            | "LeaveGate" >> beam.ParDo(LeaveGate()).with_outputs(TALLIES, main="records"))
+        passed = left[TALLIES] | "PassedGlobal" >> beam.WindowInto(
+            GlobalWindows(), trigger=trigger.DefaultTrigger(),
+            accumulation_mode=trigger.AccumulationMode.DISCARDING)
+        return {
+            "records": left.records | "GateOutputGlobal" >> beam.WindowInto(
+                GlobalWindows(), trigger=trigger.DefaultTrigger(),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING),
+            TALLIES: (entered[TALLIES], passed) | "GateTallies" >> beam.Flatten(),
+        }
 
 
 # --- 3. versions, duplicates, joins -------------------------------------------------
@@ -748,7 +792,13 @@ class SumCounts(beam.CombineFn):
 
 
 def count_row(run_id: str, stream: str, counts: dict) -> dict:
+    """A pipeline_run_streams row of a stream's summed tallies.  late_dropped
+    is what entered the lateness gate and did not leave it (the runner drops
+    silently): exact at rest, after a drain or whenever no record is inside
+    the gate; on the way a record inside the gate counts as late until it
+    leaves (never below 0, should a ``passed`` tally overtake its ``gated``)."""
     row = {"run_id": run_id, "stream": stream}
+    counts = dict(counts, late_dropped=max(0, counts.get("gated", 0) - counts.get("passed", 0)))
     # quality_failures: the stream's rows in quality_failures now (changes add and retract them).
     row.update({k: int(counts.get(k, 0)) for k in (*COUNT_KINDS, "quality_failures")})
     return row
