@@ -28,7 +28,19 @@ the parent's pages).  Per-process peak RSS: the largest single process of the tr
 at any sample (``peak_rss_process_bytes``) and the largest Beam SDK worker
 (``peak_rss_worker_bytes``: a child process in multi_processing, the launcher itself
 when the workers run in-process) — what one machine of a distributed run must hold.  CPU seconds: user + system of the subprocess and its reaped
-descendants.  records/s counts the records written to every stream.  Each
+descendants (wait4).  The tree's cumulative CPU time is also sampled with the RSS
+(CPU_METHOD: utime+stime+cutime+cstime of its live processes), so the CPU seconds
+inside the compute phase are known: ``compute_cores`` = those / the phase's wall
+seconds, ``cores`` = CPU seconds / wall seconds of the whole run.  A one-worker run
+whose compute phase uses X cores bounds the speed-up of any run on C CPUs by C / X
+(printed).  ``--cpus 1,2`` runs every configuration pinned to the first N CPUs
+(sched_setaffinity; N workers never on fewer than N CPUs): the nightly then gives
+each bucket's DuckDB the CPUs it may use (pipelines/nightly.py ``_threads``), so a
+one-CPU one-worker run is the true one-core reference of per-core scale-out.
+Others on the machine: /proc/stat before and after each run gives the machine's busy
+cores, ``others_cores`` (busy minus the run's tree and the harness) and the
+hypervisor's ``steal_cores`` on the run's CPUs; a run beside others' work is slower.
+records/s counts the records written to every stream.  Each
 measurement also records the commit and a hash of the uncommitted diff it ran on.
 
 Scale-out (issue 17): ``--shards N`` passes a fixed bucket count, ``--shard-records R``
@@ -47,6 +59,7 @@ Run it (from the repository root)::
     .venv/bin/python benchmarks/nightly_throughput.py [--sizes 100k,1m,5m] [--workers 1,2]
         [--data-dir var/bench] [--seed 1] [--json out.json] [--skip-baseline] [--repeat N]
         [--shards N | --shard-records R] [--modes multi_processing] [--compare-tree /tmp/old]
+        [--cpus 1,2]
 """
 from __future__ import annotations
 
@@ -56,6 +69,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -71,10 +85,11 @@ PYTHON = sys.executable
 STREAMS = ("enrolment", "contribution", "settlement", "settlement_list", "filing")
 CALIBRATION_PERSONS = 3_000
 PAGE = os.sysconf("SC_PAGE_SIZE")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 # the oracle holds every stream in memory: measured 11.6 GiB at 5.0M records (2m settlements)
 BASELINE_BYTES_PER_RECORD = 2_500
 
-console = Console(width=150)
+console = Console(width=190)
 
 try:
     import avro_baseline
@@ -168,49 +183,123 @@ def data_set(data_dir: Path, label: str, seed: int, rate: float) -> tuple[Path, 
 # -------------------------------------------------------------------- measurement
 
 
-def tree_rss(root: int) -> tuple[int, int, int]:
+def tree_sample(root: int) -> tuple[int, int, int, float]:
     """Resident bytes of ``root`` and all its descendants (from /proc): their sum,
-    the largest single process, the largest descendant (0 if none)."""
-    children = defaultdict(list)
+    the largest single process, the largest descendant (0 if none); and the tree's
+    cumulative CPU seconds (CPU_METHOD)."""
+    children, ticks = defaultdict(list), {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry))
-    total, largest, child, todo = 0, 0, 0, [root]
+            fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, …
+            children[int(fields[1])].append(int(entry))
+            # utime, stime (all its threads, living or ended), cutime, cstime
+            ticks[int(entry)] = sum(int(f) for f in fields[11:15])
+    total, largest, child, cpu, todo = 0, 0, 0, 0, [root]
     while todo:
         pid = todo.pop()
         try:
             rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
         except OSError:
             rss = 0
-        total, largest = total + rss, max(largest, rss)
+        total, largest, cpu = total + rss, max(largest, rss), cpu + ticks.get(pid, 0)
         if pid != root:
             child = max(child, rss)
         todo += children.get(pid, [])
-    return total, largest, child
+    return total, largest, child, cpu / CLK_TCK
 
 
-def measure(cmd: list[str], log: Path, cwd: Path = ROOT, stdout: Path | None = None) -> dict:
-    """Runs ``cmd`` from ``cwd`` (the repository root); wall seconds, peak RSS of its
-    process tree (the sum, the largest process, the largest descendant).  stderr goes
-    to ``log``, stdout too unless ``stdout`` names its own file."""
+#: How the CPU time of a process tree is sampled (every 0.1 s, with the RSS).
+CPU_METHOD = ("sum over the live processes of the tree (root and descendants, by ppid) of "
+              "utime+stime+cutime+cstime from /proc/<pid>/stat: a process's own time covers "
+              "all its threads, ended ones included; cutime/cstime hold its reaped children "
+              "(and theirs), so a worker that ended stays counted in its parent; the last "
+              "point is wait4's rusage of the root at exit.  A process reparented out of the "
+              "tree (orphaned) would be lost: the pipeline's workers are reaped by the launcher. "
+              "CPU seconds in [a, b]: the series linearly interpolated at a and b.")
+
+
+def cpu_times() -> dict[str, tuple[float, float]]:
+    """/proc/stat: {"cpu": …, "cpu0": …}: (busy, steal) seconds since boot; busy is
+    user + nice + system + irq + softirq, steal the time the hypervisor gave away."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu"):
+            name, *f = line.split()
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f[:8])
+            out[name] = ((user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK)
+    return out
+
+
+def machine_share(before: dict, after: dict, seconds: float, cpu_list: list[int],
+                  ours: float) -> dict:
+    """What the machine did during a run: busy cores (all, and on the run's own CPUs),
+    the cores other processes used beside the run's tree and the harness (``ours``),
+    and the hypervisor's steal on the run's CPUs."""
+    def delta(names, i):
+        return sum(after[n][i] - before[n][i] for n in names if n in before and n in after)
+
+    mine = [f"cpu{c}" for c in cpu_list]
+    return {"machine_busy_cores": round(delta(["cpu"], 0) / seconds, 2),
+            "run_cpus_busy_cores": round(delta(mine, 0) / seconds, 2),
+            "others_cores": round(max(0.0, delta(["cpu"], 0) - ours) / seconds, 2),
+            "steal_cores": round(delta(mine, 1) / seconds, 2)}
+
+
+def cpu_between(series: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """CPU seconds of a cumulative (epoch s, CPU s) series within [start, end]."""
+    def at(t):
+        for (t0, c0), (t1, c1) in zip(series, series[1:]):
+            if t0 <= t <= t1:
+                return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
+        return None
+
+    a, b = at(start), at(end)
+    return None if a is None or b is None else round(b - a, 2)
+
+
+def thin(series: list[tuple[float, float]], seconds: float) -> list[tuple[float, float]]:
+    """About one point a second (for the JSON: plenty to plot from), the last kept."""
+    step = max(1, len(series) // max(1, round(seconds)))
+    return [(round(t, 1), round(c, 1)) for t, c in series[::step] + series[-1:]]
+
+
+def pin(cpus: int | None):
+    """preexec_fn: the child may run on the first ``cpus`` CPUs the harness may use."""
+    if not cpus:
+        return None
+    allowed = sorted(os.sched_getaffinity(0))[:cpus]
+    return lambda: os.sched_setaffinity(0, allowed)
+
+
+def measure(cmd: list[str], log: Path, cwd: Path = ROOT, stdout: Path | None = None,
+            cpus: int | None = None) -> dict:
+    """Runs ``cmd`` from ``cwd`` (the repository root), pinned to the first ``cpus``
+    CPUs (None: unpinned); wall seconds, peak RSS of its process tree (the sum, the
+    largest process, the largest descendant) and its cumulative CPU time over time
+    (CPU_METHOD).  stderr goes to ``log``, stdout too unless ``stdout`` names its own file."""
     log.parent.mkdir(parents=True, exist_ok=True)
     tree = git(cwd)  # the code measured: others may edit it between measurements
     env = {**os.environ, "YIBAO_PSEUDONYM_KEY": os.environ.get("YIBAO_PSEUDONYM_KEY", BENCH_KEY)}
     load, started_at = os.getloadavg(), time.time()
+    own, machine_before = resource.getrusage(resource.RUSAGE_SELF), cpu_times()
     start = time.perf_counter()
     with open(log, "wb") as err, open(stdout or os.devnull, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out if stdout else err, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out if stdout else err, stderr=err,
+                                preexec_fn=pin(cpus))
+    cpu_list = sorted(os.sched_getaffinity(proc.pid))
     peak = peak_process = peak_child = 0
     peak_at = {}  # when each peak was sampled (epoch s): which step it fell in
+    series = [(started_at, 0.0)]  # (epoch s, cumulative CPU s of the tree)
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        total, largest, child = tree_rss(proc.pid)
+        total, largest, child, cpu = tree_sample(proc.pid)
+        series.append((time.time(), cpu))
         for name, value, best in (("total", total, peak), ("process", largest, peak_process),
                                   ("child", child, peak_child)):
             if value > best:
@@ -219,8 +308,18 @@ def measure(cmd: list[str], log: Path, cwd: Path = ROOT, stdout: Path | None = N
         peak_child = max(peak_child, child)
         time.sleep(0.1)
     seconds = time.perf_counter() - start
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    series.append((started_at + seconds, cpu_seconds))
+    mine, machine_after = resource.getrusage(resource.RUSAGE_SELF), cpu_times()
+    harness = mine.ru_utime + mine.ru_stime - own.ru_utime - own.ru_stime
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
+            "cores": round(cpu_seconds / seconds, 2), "cpus": len(cpu_list),
+            "cpu_list": cpu_list, "cpu_series": series,
+            # the sampling's own cost, on the same CPUs when the run is not pinned
+            "harness_cpu_seconds": round(harness, 2),
+            **machine_share(machine_before, machine_after, seconds, cpu_list,
+                            cpu_seconds + harness),
             "peak_rss_bytes": peak, "peak_rss_process_bytes": peak_process,
             "peak_rss_child_bytes": peak_child, "peak_rss_at": peak_at,
             "load_average_before": load,
@@ -230,9 +329,10 @@ def measure(cmd: list[str], log: Path, cwd: Path = ROOT, stdout: Path | None = N
 
 def run_pipeline(data: Path, as_of: str, months: str, workers: int, mode: str | None,
                  logs: Path, attempt: int = 1, shards: int | None = None,
-                 tree: Path | None = None) -> dict:
+                 tree: Path | None = None, cpus: int | None = None) -> dict:
     """One nightly run; ``shards``: --shards (None: the pipeline's default);
-    ``tree``: another checkout to run instead of this one (plain, without --shards)."""
+    ``tree``: another checkout to run instead of this one (plain, without --shards);
+    ``cpus``: pinned to the first N CPUs (None: unpinned)."""
     with tempfile.TemporaryDirectory(prefix="bench-nightly-") as tmp:
         warehouse = f"duckdb:///{tmp}/warehouse.duckdb"  # tmp is absolute: duckdb:////tmp/…
         args = ["--input", str(data), "--warehouse", warehouse, "--as-of", as_of,
@@ -244,9 +344,9 @@ def run_pipeline(data: Path, as_of: str, months: str, workers: int, mode: str | 
         else:
             cmd = [PYTHON, "-m", "pipelines.nightly", *args]
         name = (f"{data.name}-nightly-{'previous-' if tree else ''}{workers}-{mode or 'default'}"
-                f"-{shards or 'auto'}-{attempt}")
+                f"-{shards or 'auto'}{f'-{cpus}cpu' if cpus else ''}-{attempt}")
         result = measure(cmd, logs / f"{name}.log", cwd=tree or ROOT,
-                         stdout=logs / f"{name}.stdout")
+                         stdout=logs / f"{name}.stdout", cpus=cpus)
         summary = _summary(logs / f"{name}.stdout")
         result.update(run="previous" if tree else "pipeline", workers=workers,
                       mode=mode or "default", shards=None if tree else shards,
@@ -257,6 +357,13 @@ def run_pipeline(data: Path, as_of: str, months: str, workers: int, mode: str | 
                                                      - result["started_at"], 2)
             result["after_compute_seconds"] = round(result["ended_at"]
                                                     - result["compute_ends_at"], 2)
+        if result.get("compute_wall_seconds"):
+            used = cpu_between(result["cpu_series"], result["compute_starts_at"],
+                               result["compute_ends_at"])
+            if used is not None:
+                result["compute_cpu_seconds"] = used
+                result["compute_cores"] = round(used / result["compute_wall_seconds"], 2)
+        result["cpu_series"] = thin(result["cpu_series"], result["seconds"])
         # the Beam worker: a child process in multi_processing, else the launcher
         worker = "child" if mode == "multi_processing" else "process"
         result["peak_rss_worker_bytes"] = result[f"peak_rss_{worker}_bytes"]
@@ -338,6 +445,7 @@ def run_baseline(data: Path, as_of: str, months: str, reader: str, logs: Path,
                "--reader", reader, "--as-of", as_of, "--months", months,
                "--result", str(result_file)]
         result = measure(cmd, logs / f"{data.name}-baseline-{reader}-{attempt}.log")
+        result["cpu_series"] = thin(result["cpu_series"], result["seconds"])
         inner = json.loads(result_file.read_text()) if result_file.exists() else {}
     result.update(run="baseline", workers=1, mode=f"{reader} + DuckDB",
                   compute_seconds=round(inner.get("seconds", 0), 2),
@@ -348,12 +456,18 @@ def run_baseline(data: Path, as_of: str, months: str, reader: str, logs: Path,
     return result
 
 
+#: What the JSON keeps of every attempt, beside the fastest one's full record.
+ATTEMPT_KEYS = ("started_at", "seconds", "cores", "compute_wall_seconds", "compute_cores",
+                "load_average_before", "others_cores", "steal_cores", "returncode")
+
+
 def fastest_try(tries: list[dict]) -> dict:
     """The fastest successful attempt (the least disturbed on a shared machine), with
     every attempt's seconds."""
     ok = [t for t in tries if t["returncode"] == 0]
     best = dict(min(ok or tries, key=lambda t: t["seconds"]))
     best["attempt_seconds"] = [t["seconds"] for t in tries]
+    best["attempts"] = [{k: t.get(k) for k in ATTEMPT_KEYS} for t in tries]
     return best
 
 
@@ -424,20 +538,57 @@ def print_readers(rows: list[dict], data: str) -> None:
 
 def print_results(runs: list[dict]) -> None:
     table = Table(title="Nightly pipeline throughput (records of all streams)")
-    for col in ("size", "records", "run", "workers", "mode", "shards", "seconds", "compute s",
-                "CPU s", "records/s", "peak RSS", "worker peak RSS", "pipeline / baseline",
-                "status"):
+    for col in ("size", "records", "run", "workers", "mode", "shards", "CPUs", "seconds",
+                "cores", "compute s", "compute cores", "others' cores", "CPU s", "records/s",
+                "peak RSS",
+                "worker peak RSS", "pipeline / baseline", "status"):
         table.add_column(col, justify="left" if col in ("size", "run", "mode", "status")
                          else "right")
     for r in runs:
         ratio, compute = r.get("vs_baseline"), r.get("compute_wall_seconds")
+        cores = r.get("compute_cores")
         table.add_row(r["size"], f"{r['records']:,}", r["run"], str(r["workers"]), r["mode"],
-                      str(r.get("shards") or ""), f"{r['seconds']:.1f}",
-                      "" if compute is None else f"{compute:.1f}", f"{r['cpu_seconds']:.1f}",
+                      str(r.get("shards") or ""), str(r["cpus"]), f"{r['seconds']:.1f}",
+                      f"{r['cores']:.2f}", "" if compute is None else f"{compute:.1f}",
+                      "" if cores is None else f"{cores:.2f}",
+                      "" if r.get("others_cores") is None else f"{r['others_cores']:.2f}",
+                      f"{r['cpu_seconds']:.1f}",
                       f"{r['records_per_s']:,.0f}", gib(r["peak_rss_bytes"]),
                       gib(r.get("peak_rss_worker_bytes")),
                       "" if ratio is None else f"{ratio:.2f}", str(r.get("status")))
     console.print(table)
+
+
+def scaling(runs: list[dict]) -> list[dict]:
+    """Each one-worker run of this checkout against each run of more workers on the
+    same size: the compute phase's and the whole run's speed-up, and the bound the
+    one-worker run's cores set: a run on C CPUs is at most C / compute_cores faster."""
+    ok = [r for r in runs if r["run"] == "pipeline" and r["returncode"] == 0
+          and r.get("compute_wall_seconds")]
+    machine_cpus = len(os.sched_getaffinity(0))
+    out = []
+    for one in (r for r in ok if r["workers"] == 1):
+        for many in (r for r in ok if r["workers"] > 1 and r["size"] == one["size"]):
+            out.append({
+                "size": one["size"], "from": f"1 worker @ {one['cpus']} CPU",
+                "to": f"{many['workers']} workers {many['mode']} @ {many['cpus']} CPU",
+                "compute_speedup": round(one["compute_wall_seconds"]
+                                         / many["compute_wall_seconds"], 2),
+                "run_speedup": round(one["seconds"] / many["seconds"], 2),
+                "bound": round(many["cpus"] / one["compute_cores"], 2)
+                if one.get("compute_cores") else None})
+        if one.get("compute_cores"):
+            console.print(f"{one['size']}, 1 worker @ {one['cpus']} CPU: one worker used "
+                          f"{one['compute_cores']:.2f} cores in the compute phase: no "
+                          f"{machine_cpus}-core run can be more than {machine_cpus}/"
+                          f"{one['compute_cores']:.2f} = "
+                          f"{machine_cpus / one['compute_cores']:.2f}× faster (for the same "
+                          f"CPU-seconds of work, which vary ±10 % between runs here)")
+    for x in out:
+        console.print(f"{x['size']}: {x['from']} → {x['to']}: compute phase ×"
+                      f"{x['compute_speedup']:.2f} (bound ×{x['bound']}), whole run ×"
+                      f"{x['run_speedup']:.2f}")
+    return out
 
 
 def print_stages(runs: list[dict]) -> None:
@@ -446,11 +597,11 @@ def print_stages(runs: list[dict]) -> None:
     if not steps:
         return
     table = Table(title="Steps: worker s (summed over workers) / wall s, from stage_seconds")
-    for col in ("size", "run", "workers", "mode", *steps):
+    for col in ("size", "run", "workers", "mode", "CPUs", *steps):
         table.add_column(col, justify="left" if col in ("size", "run", "mode") else "right")
     for r in runs:
         st = r.get("stage_seconds") or {}
-        table.add_row(r["size"], r["run"], str(r["workers"]), r["mode"], *(
+        table.add_row(r["size"], r["run"], str(r["workers"]), r["mode"], str(r["cpus"]), *(
             f"{st[k].get('worker', 0):.1f} / {st[k].get('wall', 0):.1f}" if k in st else ""
             for k in steps))
     console.print(table)
@@ -494,10 +645,13 @@ def shard_count(settlements: int, shards: int | None, shard_records: int | None)
 def measure_size(label: str, data: Path, records: int, workers: list[int], reader: str | None,
                  repeat: int, logs: Path, modes: tuple[str, ...] = ("multi_threading",
                                                                      "multi_processing"),
-                 shards: int | None = None, compare: Path | None = None) -> list[dict]:
+                 shards: int | None = None, compare: Path | None = None,
+                 cpus: tuple[int | None, ...] = (None,)) -> list[dict]:
     """The baseline (when a reader is given) and every pipeline configuration on one
     data set, each ``repeat`` times; the fastest attempt of each.  ``compare``:
-    another checkout whose single-worker runs are measured alongside."""
+    another checkout whose single-worker runs are measured alongside; ``cpus``: every
+    configuration pinned to the first N CPUs for each N (None: unpinned), except N
+    workers on fewer than N CPUs."""
     as_of = (data / "as_of.txt").read_text().strip()
     months = business_year(as_of)
     if reader and not baseline_fits(records):
@@ -505,19 +659,21 @@ def measure_size(label: str, data: Path, records: int, workers: list[int], reade
                       f"{gib(records * BASELINE_BYTES_PER_RECORD)} here, more than this machine "
                       f"has free ({gib(mem_available())})")
         reader = None
-    configs = [(n, mode, None) for n in workers for mode in ([None] if n == 1 else modes)]
+    configs = [(n, mode, None, c) for c in cpus for n in workers
+               for mode in ([None] if n == 1 else modes) if c is None or n <= c]
     if compare:
-        configs = [(1, None, compare)] * (1 in workers) + configs
+        configs = [(1, None, compare, c) for c in cpus] * (1 in workers) + configs
     tries = defaultdict(list)
     for attempt in range(1, repeat + 1):  # round robin: drift hits every configuration alike
         if reader:
             tries["baseline"].append(run_baseline(data, as_of, months, reader, logs, attempt))
-        for n, mode, tree in configs:
+        for n, mode, tree, c in configs:
             console.print(f"{label}: nightly{f' from {tree}' if tree else ''}, {n} worker(s), "
-                          f"{mode or 'default mode'}, shards {shards or 'default'}, attempt "
-                          f"{attempt} (load average {os.getloadavg()[0]:.2f}) …")
-            tries[(n, mode, tree)].append(run_pipeline(data, as_of, months, n, mode, logs,
-                                                       attempt, shards, tree))
+                          f"{mode or 'default mode'}, shards {shards or 'default'}, "
+                          f"{f'{c} CPU(s)' if c else 'all CPUs'}, attempt {attempt} "
+                          f"(load average {os.getloadavg()[0]:.2f}) …")
+            tries[(n, mode, tree, c)].append(run_pipeline(data, as_of, months, n, mode, logs,
+                                                          attempt, shards, tree, c))
     runs = [fastest_try(t) for t in tries.values()]
     base = runs[0] if reader and runs[0]["returncode"] == 0 else None
     for r in runs:
@@ -547,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     fixed.add_argument("--shard-records", type=lambda t: parse_size(t),
                        help="pass --shards ceil(settlement records / R): a fixed shard size "
                             "across sizes (e.g. 250k)")
+    p.add_argument("--cpus", default="all",
+                   help="run every configuration pinned to the first N CPUs, for each N "
+                        "(e.g. 1,2; 'all': unpinned); N workers never run on fewer CPUs")
     p.add_argument("--compare-tree", type=Path,
                    help="another checkout (e.g. a worktree of the previous release) whose "
                         "single-worker run is measured alongside, same data, without --shards")
@@ -557,11 +716,12 @@ def main(argv: list[str] | None = None) -> int:
     logs = data_dir / "logs"
     sizes = [s.strip().lower() for s in args.sizes.split(",")]
     workers = [int(w) for w in args.workers.split(",")]
+    cpus = tuple(None if c.strip() == "all" else int(c) for c in args.cpus.split(","))
     report = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": machine(), "git": git(), "versions": versions(), "seed": args.seed,
               "load_average_at_start": os.getloadavg(), "data_sets": {}, "readers": None,
               "baseline_reader": None, "runs": [], "shards": args.shards,
-              "shard_records": args.shard_records,
+              "shard_records": args.shard_records, "cpu_method": CPU_METHOD,
               "compare_tree": {"dir": str(args.compare_tree), **git(args.compare_tree)}
               if args.compare_tree else None}
     console.print(report["machine"], report["git"])
@@ -590,10 +750,11 @@ def main(argv: list[str] | None = None) -> int:
         shards = shard_count(info["records"]["settlement"], args.shards, args.shard_records)
         runs = measure_size(label, sets[label], records, workers, reader, args.repeat, logs,
                             tuple(m.strip() for m in args.modes.split(",")), shards,
-                            args.compare_tree and args.compare_tree.resolve())
+                            args.compare_tree and args.compare_tree.resolve(), cpus)
         report["runs"] += runs
         print_results(runs)
         print_stages(runs)
+        report.setdefault("scaling", []).extend(scaling(runs))
 
     report["load_average_at_end"] = os.getloadavg()
     if len(sizes) > 1:

@@ -341,12 +341,26 @@ def _concurrent_buckets(runner_name: str, options: PipelineOptions) -> int:
 
 
 def _threads(runner_name: str, options: PipelineOptions) -> int | None:
-    """DuckDB threads of one bucket: its share of the cores (one on a Dataflow
-    worker's SDK process); None: every core (one local worker)."""
+    """DuckDB threads of one bucket: its share of the CPUs this process may run
+    on (one on a Dataflow worker's SDK process); None: every core (one local
+    worker on an unrestricted machine).  DuckDB sizes its pool by the machine's
+    cores, not the process's affinity (taskset, cpusets): pinned to 1 CPU it
+    would still start a thread per core, so a restricted run sets it."""
     if runner_name == "DataflowRunner":
         return 1
     concurrent = _concurrent_buckets(runner_name, options)
-    return max(1, (os.cpu_count() or 1) // concurrent) if concurrent > 1 else None
+    cpus = _usable_cpus()
+    if concurrent == 1 and cpus >= (os.cpu_count() or 1):
+        return None
+    return max(1, cpus // concurrent)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _memory_limit(opts: NightlyOptions, runner_name: str, options: PipelineOptions) -> str:
