@@ -226,5 +226,16 @@ def emulator_client():
     return make_client(PROJECT)
 
 
+def new_dataset(prefix: str = "t") -> str:
+    """A fresh, empty dataset on the emulator (inside ``bigquery_endpoint``): its name."""
+    import uuid
+
+    dataset = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    client = emulator_client()
+    client.create_dataset(dataset)
+    client.close()
+    return dataset
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import uuid
 from decimal import Decimal
 
 import pyarrow as pa
@@ -22,6 +21,7 @@ from tests.conftest_bigquery import (  # noqa: F401 - fixtures
     bigquery_emulator,
     bigquery_endpoint,
     emulator_client,
+    new_dataset,
 )
 from tests.test_warehouse import AS_OF, CODES, NOV, SCOPES, content, rows
 from warehouse import DuckDBWarehouse, Scope, open_warehouse, tables
@@ -93,11 +93,7 @@ def duck_content(path, drop: set[str] = VOLATILE) -> dict[str, list[tuple]]:
 @pytest.fixture
 def bq_uri(bigquery_endpoint):  # noqa: F811 - the imported fixture
     """A fresh dataset per test."""
-    dataset = f"t_{uuid.uuid4().hex[:10]}"
-    client = emulator_client()
-    client.create_dataset(dataset)
-    client.close()
-    return f"bigquery://{PROJECT}/{dataset}"
+    return f"bigquery://{PROJECT}/{new_dataset()}"
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import io
 import json
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from tests.conftest_bigquery import (  # noqa: F401 - fixtures
     bigquery_emulator,
     bigquery_endpoint,
     emulator_client,
+    new_dataset,
 )
 from warehouse import dialect
 from warehouse.reader import open_reader
@@ -47,12 +47,8 @@ def runs(bigquery_endpoint, tmp_path_factory):  # noqa: F811 - the imported fixt
     work = tmp_path_factory.mktemp("analyst")
     landing = work / "landing"
     generate(landing, persons=300, months="2023-01..2023-06", console=Console(file=io.StringIO()))
-    dataset = f"analyst_{uuid.uuid4().hex[:8]}"
-    client = emulator_client()
-    client.create_dataset(dataset)
-    client.close()
     uris = {"duckdb": f"duckdb:///{work}/warehouse.duckdb",
-            "bigquery": f"bigquery://{PROJECT}/{dataset}"}
+            "bigquery": f"bigquery://{PROJECT}/{new_dataset('analyst')}"}
     as_of = (landing / "as_of.txt").read_text().strip()
     for uri in uris.values():
         # One quarantine for both: dead_letters.quarantine_path is content.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -26,6 +25,7 @@ from tests.conftest_bigquery import (  # noqa: F401 - fixtures
     bigquery_emulator,
     bigquery_endpoint,
     emulator_client,
+    new_dataset,
 )
 from tests.test_warehouse import CODES, NOV, SCOPES, content
 from warehouse import DuckDBWarehouse, open_warehouse, tables
@@ -88,11 +88,7 @@ def _older_ddl(ref: str, name: str, drop: int, table_id: str | None = None,
 @pytest.fixture
 def ref(bigquery_endpoint):  # noqa: F811 - the imported fixture
     """A fresh dataset, ``project.dataset``."""
-    dataset = f"m_{uuid.uuid4().hex[:10]}"
-    client = emulator_client()
-    client.create_dataset(dataset)
-    client.close()
-    return f"{PROJECT}.{dataset}"
+    return f"{PROJECT}.{new_dataset('m')}"
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import duckdb
 import pyarrow as pa
@@ -226,13 +225,9 @@ def test_run_max_age_is_a_parameter():
 
 @pytest.fixture
 def bq(bigquery_endpoint):  # noqa: F811 - the imported fixture
-    from tests.conftest_bigquery import emulator_client
+    from tests.conftest_bigquery import new_dataset
 
-    dataset = f"t_{uuid.uuid4().hex[:10]}"
-    client = emulator_client()
-    client.create_dataset(dataset)
-    client.close()
-    with open_warehouse(f"bigquery://{PROJECT}/{dataset}") as wh:
+    with open_warehouse(f"bigquery://{PROJECT}/{new_dataset()}") as wh:
         wh.ensure_schema([])
         yield wh
 

@@ -26,6 +26,7 @@ from tests.conftest_bigquery import (  # noqa: F401 - fixtures
     bigquery_emulator,
     bigquery_endpoint,
     emulator_client,
+    new_dataset,
 )
 from tests.conftest_gcs import gcs_emulator, gcs_server  # noqa: F401 - fixtures
 from tests.test_bigquery import bq, bq_content, bq_uri  # noqa: F401 - fixtures
@@ -198,11 +199,7 @@ def test_duckdb_never_holds_the_files_rows_in_python_memory(tmp_path):
 @pytest.fixture
 def bq_pair(bq, bq_uri):  # noqa: F811 - the imported fixtures
     """Two fresh datasets: ``bq`` and another."""
-    dataset = f"t_{uuid.uuid4().hex[:10]}"
-    client = emulator_client()
-    client.create_dataset(dataset)
-    client.close()
-    other_uri = f"bigquery://{PROJECT}/{dataset}"
+    other_uri = f"bigquery://{PROJECT}/{new_dataset()}"
     with open_warehouse(other_uri) as other:
         other.ensure_schema(CODES)
         yield (bq, bq_uri), (other, other_uri)
