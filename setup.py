@@ -51,6 +51,8 @@ setup(
         "openpyxl>=3.1,<4",  # yibao import (XLSX reader); yibao report --format xlsx, yibao evidence
         "cramjam>=2.8,<3",  # snappy/zstd/lz4 in transforms/decode.py
         "isal>=1.6,<2",  # ISA-L raw deflate for yibao import's Avro blocks (importer/avro_write.py)
+        # sets the Data Docs link of yibao report --format pdf (report/export.py); tests read PDFs
+        "pypdf>=4,<8",
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "aiosmtpd>=1.4", "websockets>=12",
@@ -60,8 +62,6 @@ setup(
                  "bqemulator==1.4.0", "jsonschema>=4.18",
                  # the Cloud Run v2 request messages the schedules' alert step is checked against
                  "google-cloud-run>=0.10,<1",
-                 # reads the text of the PDF yibao report --format pdf prints (tests/test_report_exports.py)
-                 "pypdf>=4,<8",
                  # fastavro's writers of zstandard and lz4 test files (tests/test_decode_hardening.py)
                  "backports.zstd>=1,<2; python_version < '3.14'", "lz4>=4,<5"],
     },

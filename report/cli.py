@@ -152,7 +152,7 @@ def report_main(argv: list[str] | None = None) -> int:
         dest="data_docs",
         default=None,
         help="folder or URL of the Data Docs written by yibao quality-docs: the quality"
-        " section links to the page of the region and month (html)",
+        " section links to the page of the region and month (html, pdf; xlsx on its 说明 sheet)",
     )
     args = parser.parse_args(argv)
     try:

@@ -6,13 +6,19 @@ evaluation team can be handed.
   denominator, rank, 环比 / 同比, provisional, small denominator); one sheet
   per indicator with every region of the report's area and every month of
   the year through the report month; 数据质量 — the quality rules; 人工佐证 —
-  the manual evidence and what is still missing; 说明 — what the columns mean.
+  the manual evidence and what is still missing; 说明 — what the columns mean
+  and, with --data-docs, the hyperlink to the region and month's Data Docs page.
   Numbers are numbers (percentages formatted as such, margins and changes in
   百分点), headers Chinese, header row frozen with a filter.
 - **csv**: the 评分卡 rows with the same Chinese headers, UTF-8 with a BOM
   (Excel opens it in Chinese), ratios as plain numbers (0.9876 = 98.76 %).
 - **pdf**: the HTML report printed by headless Chromium (UsageError when no
-  Chromium is installed).
+  Chromium is installed); its quality section links to the Data Docs page as
+  the HTML does.
+
+With --data-docs, XLSX and PDF link to the same target as the HTML: the one
+string ``report.render.data_docs_link`` computes (relative to the exported
+file for a folder, so keep the two together).
 
 Every figure is read from the warehouse through report/data.py and
 report/compare.py, the same functions behind the HTML, so the formats agree.
@@ -24,8 +30,10 @@ import csv
 import datetime as dt
 import os
 import shutil
+import string
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -311,7 +319,24 @@ def _sheet_title(code: str) -> str:
     return f"{code} {name}"[:31]
 
 
-def write_xlsx(con, r: Region, period: Period, out: Path) -> Path:
+DATA_DOCS_LABEL = "数据质量明细（Data Docs）"
+DATA_DOCS_TEXT = (f"{DATA_DOCS_LABEL}：本地区本月各数据流的记录合格率及每条规则的检查、失败数"
+                  " — per-record evidence behind the quality figures →")
+
+
+def _link_cell(ws, target: str):
+    """A hyperlink cell of a write-only sheet, looking like a link."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    cell = WriteOnlyCell(ws, DATA_DOCS_TEXT)
+    cell.hyperlink = target  # relative targets: Excel resolves them against the workbook
+    cell.font = Font(color="0563C1", underline="single")
+    return cell
+
+
+def write_xlsx(con, r: Region, period: Period, out: Path, data_docs: str | None = None) -> Path:
+    """``data_docs``: the link to the Data Docs page (data_docs_link), if any."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
@@ -323,6 +348,8 @@ def write_xlsx(con, r: Region, period: Period, out: Path) -> Path:
     notes = wb.create_sheet("说明")
     notes.column_dimensions["A"].width = 120
     notes.append([f"{r.name}（{r.code}，{labels.level(r.level)}）医保经办管理服务自评 {period.label}"])
+    if data_docs:  # here, not under the 数据质量 table: its sheet stays one table
+        notes.append([_link_cell(notes, data_docs)])
     for line in NOTES:
         notes.append([line])
     wb.properties.title = f"{r.name} {period.label} 自评报告"
@@ -408,15 +435,44 @@ def print_pdf(html: Path, out: Path, timeout: float = 180) -> Path:
     return out
 
 
-def write_pdf(con, r: Region, period: Period, out: Path) -> Path:
+# Chromium resolves every href against the page it prints (a temporary file), so
+# the PDF is printed with this stand-in and its /URI then set to the real link.
+LINK_STAND_IN = "https://data-docs.yibao.invalid/link"
+
+
+def _set_link(pdf: Path, stand_in: str, target: str) -> None:
+    """Point the link annotations of ``pdf`` whose /URI is ``stand_in`` at ``target``."""
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject, TextStringObject
+
+    writer = PdfWriter(clone_from=pdf)
+    found = 0
+    for page in writer.pages:
+        for annot in page.get("/Annots") or ():
+            action = annot.get_object().get("/A")
+            if action is not None and action.get_object().get("/URI") == stand_in:
+                # A PDF URI is 7-bit ASCII: non-ASCII and spaces percent-encoded.
+                uri = urllib.parse.quote(target, safe=string.punctuation)
+                action.get_object()[NameObject("/URI")] = TextStringObject(uri)
+                found += 1
+    if not found:
+        raise RuntimeError(f"{pdf}: Chromium printed no link annotation for the Data Docs link")
+    _atomic(pdf, writer.write)
+
+
+def write_pdf(con, r: Region, period: Period, out: Path, data_docs: str | None = None) -> Path:
+    """``data_docs``: the link to the Data Docs page (data_docs_link), if any."""
     from report.render import render
 
     chromium()  # before rendering: say it up front when there is none
-    html = render(con, r.code, period)
+    html = render(con, r.code, period, LINK_STAND_IN if data_docs else None)
     with tempfile.TemporaryDirectory(prefix="yibao-report-") as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
-        return print_pdf(page, out)
+        print_pdf(page, out)
+    if data_docs:
+        _set_link(out, LINK_STAND_IN, data_docs)
+    return out
 
 
 # --- common -------------------------------------------------------------------------
@@ -436,14 +492,17 @@ def _atomic(out: Path, write) -> None:
 def write(source, region_code: str, period: str, out: str | Path, format_: str,
           data_docs: str | None = None) -> Path:
     """The report of ``region_code`` and ``period`` in ``format_`` (FORMATS) at ``out``;
-    ``data_docs``: where ``yibao quality-docs`` wrote its pages (html links to them)."""
+    ``data_docs``: where ``yibao quality-docs`` wrote its pages (html, xlsx and pdf
+    link to the region and month's page; csv holds only the scorecard rows)."""
+    from report.render import data_docs_link, write_report
+
     out = Path(out)
     if format_ == "html":
-        from report.render import write_report
-
         return write_report(source, region_code, period, out, data_docs)
     p = Period.parse(period)
+    link = data_docs_link(data_docs, region_code, p.label, out) if data_docs else None
     with data.reading(source) as con:
         r = data.region(con, region_code)
-        writer = {"xlsx": write_xlsx, "csv": write_csv, "pdf": write_pdf}[format_]
-        return writer(con, r, p, out)
+        if format_ == "csv":
+            return write_csv(con, r, p, out)
+        return {"xlsx": write_xlsx, "pdf": write_pdf}[format_](con, r, p, out, link)
