@@ -23,8 +23,10 @@ What happens (transforms/streaming.py tells each step's story):
    the nightly job's SQL (latest versions, reversals, rule verdicts,
    components) over the changed keys' records only.
 5. ``Totals``: CombinePerKey sums per (group, day) and (group, month), in
-   the global window, early every ``--early_firing_seconds`` and at the end
-   of a drain: DAY and MONTH rows of I08 I10 I14 I17 I22 I25 I26 R01–R05
+   business-day and business-month windows kept ``stream_retention_days``
+   after the period ends (then garbage-collected; an older period's
+   correction is left to the nightly), early every
+   ``--early_firing_seconds``, on time and at the end of a drain: DAY and MONTH rows of I08 I10 I14 I17 I22 I25 I26 R01–R05
    S02, pipeline = 'stream', upserted on every firing (the warehouse key
    includes pipeline: nightly rows are never touched).  I13 is published
    per day once the day's 30 days for a settlement list have passed.
@@ -89,6 +91,7 @@ from transforms.streaming import (
     Totals,
     Write,
     count_row,
+    min_retention_days,
 )
 from transforms.streaming_compute import FOREVER
 from transforms.streaming_sink import WriteLatest, WriteToWarehouse, upsert, with_warehouse
@@ -182,10 +185,10 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
             | "DayTotals" >> Totals(settings)
             | "DayRows" >> beam.ParDo(DayRows(settings.ctx)).with_outputs("rows", main="results"))
     due_days = (changes[DUE]
-                | "DueDayTotals" >> Totals(settings, due=True)
+                | "DueDayTotals" >> Totals(settings, period="due")
                 | "DueDayRows" >> beam.ParDo(DayRows(settings.ctx)).with_outputs("rows", main="results"))
     months = (changes.months
-              | "MonthTotals" >> Totals(settings)
+              | "MonthTotals" >> Totals(settings, period="month")
               | "MonthRows" >> beam.ParDo(MonthRows(settings.ctx)).with_outputs("rows", main="results"))
     due_months = due_days.results | "DueMonths" >> MonthOfDueDays(settings)
     day_results = (_global("DayResultsGlobal", days.results),
@@ -196,7 +199,7 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
     _ = ((_global("DayRowsGlobal", days.rows), _global("DueRowsGlobal", due_days.rows),
           _global("MonthRowsGlobal", months.rows), _global("DueMonthRowsGlobal", due_months.rows))
          | "AllPeriodRows" >> beam.Flatten()
-         | "WriteLatest" >> beam.ParDo(WriteLatest(settings.warehouse, settings.run_id)).with_input_types(
+         | "WriteLatest" >> beam.ParDo(WriteLatest(settings.warehouse, settings.run_id, settings.retention_days)).with_input_types(
              tuple[tuple[str, str, int], typing.Any]))
 
     counts = ((decoded[TALLIES], timely[TALLIES], linked[TALLIES],
@@ -241,15 +244,25 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
     params = config.parameters
     ctx = RunContext(ref=reference.load(ref_dir), config=config, as_of=FOREVER, months=[])
     early = opts.early_firing_seconds
-    lateness = opts.allowed_lateness_days
+    lateness = int(opts.allowed_lateness_days if opts.allowed_lateness_days is not None
+                   else params["allowed_lateness_days"])
+    retention = int(params["stream_retention_days"])
+    if opts.drain:  # a bounded run frees its state at the end: a backfill's lateness is enough
+        retention = max(retention, min_retention_days(lateness))
+    if retention < min_retention_days(lateness):
+        raise UsageError(
+            f"parameters.stream_retention_days {retention} is below allowed_lateness_days "
+            f"{lateness} + 32 = {min_retention_days(lateness)} (a day's totals must outlive its "
+            "corrections and I13's 30 days) — raise stream_retention_days or lower "
+            "--allowed_lateness_days")
     return StreamSettings(
         ctx=ctx,
         warehouse=opts.warehouse,
         run_id=run_id,
         quarantine_dir=opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine"),
         early_firing_seconds=max(1, int(early if early is not None else params["early_firing_seconds"])),
-        allowed_lateness_days=int(lateness if lateness is not None
-                                  else params["allowed_lateness_days"]),
+        allowed_lateness_days=lateness,
+        retention_days=retention,
         batch_shards=max(1, opts.batch_shards),
     )
 

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import typing
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,9 +36,19 @@ from pipelines.config import load_config
 from pipelines.stream import begin_stream, build
 from tests.builders import D, reversal, settlement, settlement_list, utc
 from transforms.context import RunContext
-from transforms.streaming import Message, StreamSettings
+from transforms.decode import decode_message
+from transforms.streaming import (
+    Change,
+    ComputeChanges,
+    DayRows,
+    Message,
+    StreamSettings,
+    Totals,
+    Write,
+)
 from transforms.streaming import instant as instant_of
 from transforms.streaming_compute import FOREVER
+from transforms.streaming_sink import WriteLatest
 from warehouse.duckdb_store import connect
 
 DAY = dt.timedelta(days=1)
@@ -144,11 +155,13 @@ def parts(components, code: str, attr: str) -> tuple:
 
 
 def settings_for(warehouse: Path, quarantine: Path, lateness_days: int = 7,
-                 early_seconds: float = 30) -> StreamSettings:
+                 early_seconds: float = 30, retention_days: int | None = None) -> StreamSettings:
     ctx = RunContext(ref=reference.load(), config=load_config(), as_of=FOREVER, months=[])
+    if retention_days is None:
+        retention_days = ctx.config.parameters["stream_retention_days"]
     return StreamSettings(ctx=ctx, warehouse=f"duckdb:///{warehouse}", run_id=str(uuid.uuid4()),
                           quarantine_dir=str(quarantine), early_firing_seconds=early_seconds,
-                          allowed_lateness_days=lateness_days)
+                          allowed_lateness_days=lateness_days, retention_days=retention_days)
 
 
 def run_stream(events: BeamTestStream, tmp_path: Path, **kwargs) -> Outcome:
@@ -328,3 +341,108 @@ def test_reversal_after_its_day_window_closed_still_changes_the_day(tmp_path):
     assert out.value("R01", "640104", "DAY", DAY1) == (0, 0)
     assert out.value("I14", "640104", "MONTH", MARCH) == (0, 0)
     assert out.value("I08", "640104", "MONTH", MARCH) == (2, 2)
+
+
+def decoded(stream: str, rec: dict) -> tuple[str, dict]:
+    """(stream, record) as LinkVersions keeps it: through the contract's codec."""
+    out = decode_message(message(stream, rec).data, stream)
+    return stream, dict(out, _source="test", _index=None)
+
+
+def _deltas(key: str, old: list, new: list, ctx: RunContext) -> list:
+    """What ComputeChanges emits for one settlement change on its main
+    output: day entries, each stamped in its day (the changes' SQL, real)."""
+    return [v for v in ComputeChanges(ctx).process(
+        (("settlement", 0), [Change(key, old, new)]))
+        if not isinstance(v, beam.pvalue.TaggedOutput)]
+
+
+def test_day_totals_and_write_counter_are_garbage_collected_after_the_retention(tmp_path):
+    """Day/month totals and the write counter are never garbage-collected
+    while the job runs: every day's and month's accumulator (and WriteLatest's
+    counter per period) stayed in the global window forever.  Now a day's
+    totals live ``retention_days`` after the day: a correction within them
+    still changes the DAY row, one after them is dropped by the runner (left
+    to the nightly).  Driven at the totals (DayTotals -> DayRows ->
+    WriteLatest, as build wires them): on the local runner the watermark
+    after BatchChanges stands at the first change until the input ends
+    (Beam's Python trigger driver keeps the global window's hold while its
+    on-time pane is due), so an end-to-end script cannot move it."""
+    lateness, retention = 2, 34  # the least retention for a lateness of 2
+    settings = settings_for(tmp_path / "warehouse.duckdb", tmp_path / "quarantine",
+                            lateness_days=lateness, retention_days=retention)
+    begin_stream(settings, "BundleBasedDirectRunner", {})
+    ctx = settings.ctx
+    s5, s6 = settlement("h5", utc(2023, 3, 6, 2)), settlement("h6", utc(2023, 3, 6, 3))
+    r6 = reversal(s6, "h6-r", utc(2023, 4, 5, 2))   # DAY1 + 30: DAY1 is kept until DAY1 + 35
+    r5 = reversal(s5, "h5-r", utc(2023, 4, 15, 2))  # DAY1 + 40: DAY1 has been collected
+    s5, s6, r5, r6 = (decoded("settlement", r) for r in (s5, s6, r5, r6))
+    script = (Script(start_of(DAY1))
+              .send(*_deltas("h5", [], [s5], ctx), *_deltas("h6", [], [s6], ctx)).tick()
+              .watermark(start_of(DAY1 + 30 * DAY) + dt.timedelta(hours=1))
+              .send(*_deltas("h6", [s6], [s6, r6], ctx)).tick()
+              .watermark(start_of(DAY1 + 40 * DAY) + dt.timedelta(hours=1))
+              .send(*_deltas("h5", [s5], [s5, r5], ctx)).tick())
+    key = settings.run_id
+    with beam.Pipeline(runner=BundleBasedDirectRunner(),
+                       options=PipelineOptions(["--streaming"])) as p:
+        days = (p | "Script" >> script.end()
+                | "DayTotals" >> Totals(settings)
+                | "DayRows" >> beam.ParDo(DayRows(ctx)).with_outputs("rows", main="results"))
+        _ = days.results | "CollectPanes" >> beam.ParDo(Collect(key))
+        _ = (days.rows | "WriteLatest" >> beam.ParDo(WriteLatest(
+            settings.warehouse, settings.run_id, retention)).with_input_types(
+            tuple[tuple[str, str, int], typing.Any]))
+    out = Outcome(COLLECTED.pop(key, []), tmp_path / "warehouse.duckdb", settings.run_id)
+
+    assert out.sequence("settlement", DAY1, "I14") == [(2, 2), (1, 1)]
+    assert out.value("I14", "640104", "DAY", DAY1) == (1, 1)  # r5 came after DAY1's retention
+
+
+def test_write_counter_is_forgotten_after_the_retention(tmp_path):
+    """WriteLatest drops a firing older than the one written while the period
+    is kept; once the watermark is past the period's end + retention + a
+    slack day, its counter is gone (a firing then would be written again)."""
+    settings = settings_for(tmp_path / "warehouse.duckdb", tmp_path / "quarantine",
+                            lateness_days=2, retention_days=34)
+    begin_stream(settings, "BundleBasedDirectRunner", {})
+    key = ("settlement", "DAY", DAY1.toordinal())
+
+    def firing(n: int, tag: str):
+        row = {"run_id": settings.run_id, "stream": tag, "read": n, "accepted": 0, "duplicates": 0,
+               "dead_lettered": 0, "late_dropped": 0, "quality_failures": 0}
+        return key, (n, [Write("pipeline_run_streams", [row])])
+
+    script = (Script(start_of(DAY1))
+              .send(firing(5, "settlement")).send(firing(3, "filing"))  # older: dropped
+              .watermark(start_of(DAY1 + (1 + 34 + 1) * DAY) + dt.timedelta(hours=1))
+              .send(firing(2, "contribution")))  # the counter was forgotten: written
+    with beam.Pipeline(runner=BundleBasedDirectRunner(),
+                       options=PipelineOptions(["--streaming"])) as p:
+        _ = (p | "Script" >> script.end()
+             | "WriteLatest" >> beam.ParDo(WriteLatest(settings.warehouse, settings.run_id, 34))
+             .with_input_types(tuple[tuple[str, str, int], typing.Any]))
+    out = Outcome([], tmp_path / "warehouse.duckdb", settings.run_id)
+    assert out.counts("settlement")["read"] == 5
+    assert out.counts("filing")["read"] == 0
+    assert out.counts("contribution")["read"] == 2
+
+
+def test_retention_below_the_minimum_is_a_usage_error(tmp_path, capsys):
+    """stream_retention_days must outlive the lateness, the slack day and
+    I13's 30 days: 62 (the default) with --allowed_lateness_days 31 is not
+    (a --drain, a bounded backfill, raises it to the least instead)."""
+    from pipelines.cli import main as yibao
+
+    (tmp_path / "landing").mkdir()
+    code = yibao(["stream", "--landing", str(tmp_path / "landing"), "--max_runtime_seconds", "1",
+                  "--allow_demo_key",
+                  "--allowed_lateness_days", "31",
+                  "--warehouse", f"duckdb:///{tmp_path / 'warehouse.duckdb'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "yibao stream: parameters.stream_retention_days 62 is below allowed_lateness_days 31 + 32 "
+        "= 63 (a day's totals must outlive its corrections and I13's 30 days) — raise "
+        "stream_retention_days or lower --allowed_lateness_days"]
+    assert not (tmp_path / "warehouse.duckdb").exists()

@@ -24,10 +24,12 @@ wires them; ARCHITECTURE.md "stream", "Scale-out").
    records only (transforms/streaming_compute.py), summed per (group, day,
    indicator or rule, region, member); the changed keys' quality_failures.
 6. ``Totals``: CombinePerKey sums of the changes per (group, day) and per
-   (group, month), exact decimals, in the global window (a correction is
-   never too late for them), early every N seconds -> DAY and MONTH rows.
-   I13 (list within 30 days) is summed in business-day windows at the day
-   its 30 days run out, never early; its months add up its due days.
+   (group, month), exact decimals, in business-day and business-month
+   windows kept ``stream_retention_days`` after they end (then the runner
+   garbage-collects them), early every N seconds, on time, and late as
+   corrections arrive -> DAY and MONTH rows.  I13 (list within 30 days) is
+   summed in business-day windows at the day its 30 days run out, never
+   early; its months add up its due days.
 7. ``CountRecords``: read / accepted / duplicates / dead-lettered / late
    counts and the quality_failures rows per stream -> pipeline_run_streams.
 
@@ -46,6 +48,7 @@ from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
+from apache_beam.coders.coders import IntervalWindowCoder
 from apache_beam.transforms import trigger
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
@@ -57,6 +60,8 @@ from apache_beam.transforms.userstate import (
 from apache_beam.transforms.window import (
     FixedWindows,
     GlobalWindows,
+    IntervalWindow,
+    NonMergingWindowFn,
     TimestampCombiner,
     TimestampedValue,
 )
@@ -91,6 +96,32 @@ BUSINESS_DAYS = FixedWindows(DAY_SECONDS, offset=16 * 3600)
 WINDOW_SLACK_DAYS = 1
 #: I13's panes close this many days after the settlement day.
 LIST_DAYS = 30
+
+
+def min_retention_days(lateness_days: int) -> int:
+    """The shortest ``stream_retention_days`` for ``lateness_days``: a day's
+    totals must outlive the windows of every change that can reach them (the
+    gate's lateness, the slack day, I13's 30 days and the day itself)."""
+    return lateness_days + WINDOW_SLACK_DAYS + LIST_DAYS + 1
+
+
+class BusinessMonths(NonMergingWindowFn):
+    """Calendar months of the business time zone (Asia/Shanghai):
+    [00:00 on the 1st, 00:00 on the next month's 1st)."""
+
+    def assign(self, context):
+        moment = dt.datetime.fromtimestamp(context.timestamp.micros / 1e6, dt.UTC)
+        month = business_date(moment).replace(day=1)
+        return [IntervalWindow(day_start(month), day_start(month_end(month) + dt.timedelta(days=1)))]
+
+    def get_window_coder(self):
+        return IntervalWindowCoder()
+
+    def __eq__(self, other):
+        return type(self) is type(other)
+
+    def __hash__(self):
+        return hash(type(self))
 COUNT_KINDS = ("read", "accepted", "duplicates", "dead_lettered", "late_dropped")
 
 DEAD_LETTERS = "dead_letters"
@@ -123,6 +154,9 @@ class StreamSettings:
     quarantine_dir: str
     early_firing_seconds: int  # whole seconds: the runner API has no finer trigger delay
     allowed_lateness_days: int
+    #: Days a period's totals (and WriteLatest's counter) are kept after the
+    #: period ends (parameters.stream_retention_days, >= min_retention_days).
+    retention_days: int
     #: Batches of changes per family computed side by side (step 4): about
     #: the number of workers; 1 on the local runner (one process).
     batch_shards: int = 1
@@ -497,8 +531,10 @@ class BatchChanges(beam.PTransform):
 class ComputeChanges(beam.DoFn):
     """A batch of one family's changes -> the summed retractions and new
     contributions (streaming_compute.change_deltas), per (group, day) on the
-    main output, per (group, month) on ``months``, I13's per day on ``due``
-    at the day its 30 days run out; the changed keys' quality_failures on
+    main output stamped at the day's start, per (group, month) on ``months``
+    stamped at the month's start (each inside the window it adds to: a
+    batch's own time is its earliest change's, and a change can reach older
+    days), I13's per day on ``due`` at the day its 30 days run out; the changed keys' quality_failures on
     ``rows`` and the change in their number on ``tallies``."""
 
     def __init__(self, ctx: RunContext):
@@ -519,11 +555,12 @@ class ComputeChanges(beam.DoFn):
             if group == "i13":  # published once the day's 30 days have passed
                 yield TaggedOutput(DUE, TimestampedValue(
                     (("i13", day.toordinal()), entries), day_start(day + dt.timedelta(days=LIST_DAYS))))
-            else:
-                yield (group, day.toordinal()), entries
+            else:  # in the day's window (the batch's time is its earliest change's)
+                yield TimestampedValue(((group, day.toordinal()), entries), day_start(day))
         for (group, month), entries in by_month.items():
             if group != "i13":
-                yield TaggedOutput("months", ((group, month.toordinal()), entries))
+                yield TaggedOutput("months", TimestampedValue(
+                    ((group, month.toordinal()), entries), day_start(month)))
         for stream, keys in deltas.record_keys.items():
             rows = [dict(f, pipeline="stream") for f in deltas.failures.get(stream, [])]
             yield TaggedOutput("rows", Write("quality_failures", rows, {
@@ -561,27 +598,47 @@ class SumParts(beam.CombineFn):
 
 
 class Totals(beam.PTransform):
-    """Entries per (group, period) -> their running sums: in the global window
-    (no correction is ever too late for them: the gate decides), early every N
-    seconds of processing time and once more when the input ends; ``due``:
-    I13's business-day windows at the day its 30 days run out, on time at the
-    watermark and late as corrections arrive, never early."""
+    """Entries per (group, period) -> their running sums.  ``period`` "day"
+    and "month": business-day and business-month windows (each entry is
+    stamped at its period's start), early every N seconds of processing
+    time, on time when the watermark passes the period's end (at the end of
+    a drain: the watermark jumps to +inf) and late every N seconds as
+    corrections arrive, for ``retention_days`` after the period's end.
 
-    def __init__(self, settings: StreamSettings, due: bool = False):
+    Bounded state: before, these sums lived in the global window, and "Day/
+    month totals and the write counter are never garbage-collected while the
+    job runs" (on Dataflow, indicators x institutions x regions entries more
+    every day, forever).  Now the runner garbage-collects a period's
+    accumulator once its window is ``retention_days`` behind the watermark
+    (Dataflow; Beam's local trigger driver drops the late entries but keeps
+    its in-memory panes), and a correction that reaches an older period
+    (a key kept alive by later records, e.g. a reversal of a settlement
+    whose lists kept arriving) is dropped by the runner: the nightly
+    recomputes that period from the landed records.
+
+    ``period`` "due": I13's business-day windows at the day its 30 days run
+    out, on time at the watermark and late as corrections arrive, never
+    early (their lateness: the gate's, plus the slack day)."""
+
+    def __init__(self, settings: StreamSettings, period: str = "day"):
         super().__init__()
-        self.settings, self.due = settings, due
+        if period not in ("day", "month", "due"):
+            raise ValueError(f"period {period!r}: day, month or due")
+        self.settings, self.period = settings, period
 
     def expand(self, entries):
         every = trigger.AfterProcessingTime(self.settings.early_firing_seconds)
-        if self.due:
+        if self.period == "due":
             window = beam.WindowInto(
                 BUSINESS_DAYS, trigger=trigger.AfterWatermark(late=every),
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=(self.settings.allowed_lateness_days + WINDOW_SLACK_DAYS) * DAY_SECONDS)
         else:
             window = beam.WindowInto(
-                GlobalWindows(), trigger=trigger.AfterWatermark(early=every),
-                accumulation_mode=trigger.AccumulationMode.ACCUMULATING)
+                BUSINESS_DAYS if self.period == "day" else BusinessMonths(),
+                trigger=trigger.AfterWatermark(early=every, late=every),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+                allowed_lateness=self.settings.retention_days * DAY_SECONDS)
         return (entries
                 | "Window" >> window
                 | "Sum" >> beam.CombinePerKey(SumParts()).with_input_types(

@@ -27,6 +27,7 @@ turns on a process-wide lock.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import threading
@@ -38,10 +39,12 @@ import apache_beam as beam
 import duckdb
 import pyarrow as pa
 from apache_beam.coders import PickleCoder
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindows
 
-from transforms.streaming import Write
+from transforms.context import month_end
+from transforms.streaming import DAY_SECONDS, WINDOW_SLACK_DAYS, Write, day_start
 from warehouse import open_warehouse
 from warehouse.scope import Scope
 from warehouse.tables import TABLES, arrow_schema
@@ -177,6 +180,8 @@ class WriteToWarehouse(beam.DoFn):
 
 _WRITTEN = ReadModifyWriteStateSpec("written", PickleCoder())
 WRITTEN = beam.DoFn.StateParam(_WRITTEN)
+_WRITTEN_GC = TimerSpec("gc", TimeDomain.WATERMARK)
+WRITTEN_GC = beam.DoFn.TimerParam(_WRITTEN_GC)
 
 
 class WriteLatest(beam.DoFn):
@@ -184,16 +189,29 @@ class WriteLatest(beam.DoFn):
     totals, n growing with every change summed.  A runner may deliver two
     firings out of order, and two bundles of the batched sink may commit out
     of order: here one key's firings are written one after the other, and a
-    firing older than the one written is dropped."""
+    firing older than the one written is dropped.
 
-    def __init__(self, uri: str, run_id: str):
-        self.uri, self.run_id = uri, run_id
+    The counter is forgotten (a watermark timer) a slack day after the
+    period's totals are garbage-collected (its end + ``retention_days``,
+    streaming.Totals): no firing of the period comes after that, and the
+    counters of a job running for months stay bounded."""
 
-    def process(self, element, written=WRITTEN):
-        _, (n, writes) = element
+    def __init__(self, uri: str, run_id: str, retention_days: int):
+        self.uri, self.run_id, self.retention_days = uri, run_id, retention_days
+
+    def process(self, element, written=WRITTEN, gc=WRITTEN_GC):
+        (_, period_type, ordinal), (n, writes) = element
         if (written.read() or -1) >= n:
             return
         publish_writes(self.uri, self.run_id, [
             w._replace(rows=[dict(r, run_id=self.run_id) for r in w.rows]) for w in writes])
         written.write(n)
+        start = dt.date.fromordinal(ordinal)
+        last = start if period_type == "DAY" else month_end(start)
+        # In Beam time, not dates: no calendar overflow near 9999-12-31 (unwindowable).
+        gc.set(day_start(last) + (1 + self.retention_days + WINDOW_SLACK_DAYS) * DAY_SECONDS)
         yield from ((w.table, len(w.rows)) for w in writes)
+
+    @on_timer(_WRITTEN_GC)
+    def forget(self, written=WRITTEN):
+        written.clear()
