@@ -26,7 +26,8 @@ What happens (transforms/streaming.py tells each step's story):
    business-day and business-month windows kept ``stream_retention_days``
    after the period ends (then garbage-collected; an older period's
    correction is left to the nightly), early every
-   ``--early_firing_seconds``, on time and at the end of a drain: DAY and MONTH rows of I08 I10 I14 I17 I22 I25 I26 R01–R05
+   ``--early_firing_seconds``, on time and at the end of a drain: DAY and
+   MONTH rows of I08 I10 I14 I17 I22 I25 I26 R01–R05
    S02, pipeline = 'stream', upserted on every firing (the warehouse key
    includes pipeline: nightly rows are never touched).  I13 is published
    per day once the day's 30 days for a settlement list have passed.
@@ -63,8 +64,6 @@ from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
-from apache_beam.transforms import trigger
-from apache_beam.transforms.window import GlobalWindows
 
 import reference
 import schemas
@@ -92,6 +91,7 @@ from transforms.streaming import (
     Write,
     count_row,
     min_retention_days,
+    to_global,
 )
 from transforms.streaming_compute import FOREVER
 from transforms.streaming_sink import WriteLatest, WriteToWarehouse, upsert, with_warehouse
@@ -164,11 +164,6 @@ class StreamOutputs(NamedTuple):
     dead_letters: beam.PCollection  # dead_letters rows
 
 
-def _global(label: str, pcoll):
-    return pcoll | label >> beam.WindowInto(GlobalWindows(), trigger=trigger.DefaultTrigger(),
-                                            accumulation_mode=trigger.AccumulationMode.DISCARDING)
-
-
 def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutputs:
     """The graph from deliveries (Message / LandedFile) to warehouse upserts."""
     decoded = deliveries | "Decode" >> beam.ParDo(
@@ -191,26 +186,27 @@ def build(deliveries: beam.PCollection, settings: StreamSettings) -> StreamOutpu
               | "MonthTotals" >> Totals(settings, period="month")
               | "MonthRows" >> beam.ParDo(MonthRows(settings.ctx)).with_outputs("rows", main="results"))
     due_months = due_days.results | "DueMonths" >> MonthOfDueDays(settings)
-    day_results = (_global("DayResultsGlobal", days.results),
-                   _global("DueResultsGlobal", due_days.results)) | "AllDayResults" >> beam.Flatten()
-    month_rows = (_global("MonthResultsGlobal", months.results),
-                  _global("DueMonthResultsGlobal", due_months.results)) | "AllMonthRows" >> beam.Flatten()
+    day_results = (to_global("DayResultsGlobal", days.results),
+                   to_global("DueResultsGlobal", due_days.results)) | "AllDayResults" >> beam.Flatten()
+    month_rows = (to_global("MonthResultsGlobal", months.results),
+                  to_global("DueMonthResultsGlobal", due_months.results)) | "AllMonthRows" >> beam.Flatten()
     # DAY and MONTH rows: each period's firings written in order (WriteLatest).
-    _ = ((_global("DayRowsGlobal", days.rows), _global("DueRowsGlobal", due_days.rows),
-          _global("MonthRowsGlobal", months.rows), _global("DueMonthRowsGlobal", due_months.rows))
+    _ = ((to_global("DayRowsGlobal", days.rows), to_global("DueRowsGlobal", due_days.rows),
+          to_global("MonthRowsGlobal", months.rows), to_global("DueMonthRowsGlobal", due_months.rows))
          | "AllPeriodRows" >> beam.Flatten()
-         | "WriteLatest" >> beam.ParDo(WriteLatest(settings.warehouse, settings.run_id, settings.retention_days)).with_input_types(
+         | "WriteLatest" >> beam.ParDo(WriteLatest(
+             settings.warehouse, settings.run_id, settings.retention_days)).with_input_types(
              tuple[tuple[str, str, int], typing.Any]))
 
     counts = ((decoded[TALLIES], timely[TALLIES], linked[TALLIES],
-               _global("FailureCountsGlobal", changes[TALLIES]))
+               to_global("FailureCountsGlobal", changes[TALLIES]))
               | "AllTallies" >> beam.Flatten()
               | "CountRecords" >> CountRecords(settings))
     dead_letters = (decoded[DEAD_LETTERS], linked[DEAD_LETTERS]) | "AllDeadLetters" >> beam.Flatten()
 
     writes = (
-        _global("FailureRowsGlobal", changes.rows),
-        _global("CountsGlobal", counts) | "CountRows" >> beam.Map(
+        to_global("FailureRowsGlobal", changes.rows),
+        to_global("CountsGlobal", counts) | "CountRows" >> beam.Map(
             lambda row: Write("pipeline_run_streams", [row])),
         dead_letters | "DeadLetterRows" >> beam.Map(lambda d: Write("dead_letters", [d])),
     )

@@ -97,6 +97,13 @@ WINDOW_SLACK_DAYS = 1
 #: I13's panes close this many days after the settlement day.
 LIST_DAYS = 30
 
+COUNT_KINDS = ("read", "accepted", "duplicates", "dead_lettered", "late_dropped")
+
+DEAD_LETTERS = "dead_letters"
+TALLIES = "tallies"
+DUE = "due"
+TaggedOutput = beam.pvalue.TaggedOutput
+
 
 def min_retention_days(lateness_days: int) -> int:
     """The shortest ``stream_retention_days`` for ``lateness_days``: a day's
@@ -110,8 +117,7 @@ class BusinessMonths(NonMergingWindowFn):
     [00:00 on the 1st, 00:00 on the next month's 1st)."""
 
     def assign(self, context):
-        moment = dt.datetime.fromtimestamp(context.timestamp.micros / 1e6, dt.UTC)
-        month = business_date(moment).replace(day=1)
+        month = day_of(context.timestamp).replace(day=1)
         return [IntervalWindow(day_start(month), day_start(month_end(month) + dt.timedelta(days=1)))]
 
     def get_window_coder(self):
@@ -122,12 +128,13 @@ class BusinessMonths(NonMergingWindowFn):
 
     def __hash__(self):
         return hash(type(self))
-COUNT_KINDS = ("read", "accepted", "duplicates", "dead_lettered", "late_dropped")
 
-DEAD_LETTERS = "dead_letters"
-TALLIES = "tallies"
-DUE = "due"
-TaggedOutput = beam.pvalue.TaggedOutput
+
+def to_global(label: str, pcoll):
+    """``pcoll`` back in the global window with the default trigger (after a
+    windowed step, for steps that keep their own state or triggers)."""
+    return pcoll | label >> beam.WindowInto(GlobalWindows(), trigger=trigger.DefaultTrigger(),
+                                            accumulation_mode=trigger.AccumulationMode.DISCARDING)
 
 
 # --- deliveries and event time ------------------------------------------------
@@ -175,6 +182,11 @@ def instant(value: dt.datetime) -> Timestamp:
     """A Beam timestamp of an aware datetime (whatever its UTC tzinfo object:
     Arrow's is not the one Beam's from_utc_datetime accepts)."""
     return Timestamp(micros=(value - _EPOCH) // dt.timedelta(microseconds=1))
+
+
+def day_of(ts: Timestamp) -> dt.date:
+    """The business day of a Beam timestamp."""
+    return business_date(dt.datetime.fromtimestamp(ts.micros / 1e6, dt.UTC))
 
 
 def day_start(day: dt.date) -> Timestamp:
@@ -350,14 +362,10 @@ class DropTooLate(beam.PTransform):
                 timestamp_combiner=TimestampCombiner.OUTPUT_AT_EARLIEST)
             | "GateGroup" >> beam.GroupByKey().with_input_types(tuple[tuple[str, int], typing.Any])
             | "LeaveGate" >> beam.ParDo(LeaveGate()).with_outputs(TALLIES, main="records"))
-        passed = left[TALLIES] | "PassedGlobal" >> beam.WindowInto(
-            GlobalWindows(), trigger=trigger.DefaultTrigger(),
-            accumulation_mode=trigger.AccumulationMode.DISCARDING)
         return {
-            "records": left.records | "GateOutputGlobal" >> beam.WindowInto(
-                GlobalWindows(), trigger=trigger.DefaultTrigger(),
-                accumulation_mode=trigger.AccumulationMode.DISCARDING),
-            TALLIES: (entered[TALLIES], passed) | "GateTallies" >> beam.Flatten(),
+            "records": to_global("GateOutputGlobal", left.records),
+            TALLIES: ((entered[TALLIES], to_global("PassedGlobal", left[TALLIES]))
+                      | "GateTallies" >> beam.Flatten()),
         }
 
 
@@ -786,8 +794,7 @@ class MonthOfDueDays(beam.PTransform):
 
     def expand(self, day_results):
         return (
-            day_results
-            | "IntoGlobalWindow" >> beam.WindowInto(GlobalWindows())
+            to_global("IntoGlobalWindow", day_results)
             | "KeyByMonth" >> beam.Map(
                 lambda r: ((r.group, r.day.replace(day=1).toordinal()), r)).with_output_types(
                 tuple[tuple[str, int], typing.Any])
