@@ -182,14 +182,19 @@ class BigQueryWarehouse(RunLog):
             ) from None
         self._finish_migrations()
         self._query(";\n".join(table_ddl(self.ref).values()))
-        self._add_new_columns()
-        self._check_columns()
+        schemas = {name: self._schema(name) for name in TABLES}
+        for name in self._add_new_columns(schemas):
+            schemas[name] = self._schema(name)
+        self._check_columns(schemas)
         if indicator_codes is None:
             indicator_codes = [r[0] for r in self._rows(
                 f"SELECT indicator_code FROM {self._t('dim_indicator')} ORDER BY indicator_code")]
         self._query(";\n".join(view_ddl(self.ref, indicator_codes).values()))
 
-    def _add_new_columns(self) -> None:
+    def _schema(self, name: str) -> list:
+        return self.client.get_table(f"{self.ref}.{name}").schema
+
+    def _add_new_columns(self, schemas: dict[str, list]) -> list[str]:
         """The one migration done silently, as DuckDBWarehouse's: columns
         tables.py appends to a table (tables.appended_columns) are added to
         an older dataset, so an upgrade keeps its history; anything else
@@ -202,9 +207,10 @@ class BigQueryWarehouse(RunLog):
         (drop, copy job, drop; ``_finish_migrations`` resumes an interruption).
         A rebuilt table loses what a drop takes with it (table IAM bindings,
         row access policies; deploy/RUNBOOK.md); its rows and schema stay.
+        ``schemas``: each table's fields now; returns the tables migrated.
         """
-        for name in TABLES:
-            fields = self.client.get_table(f"{self.ref}.{name}").schema
+        migrated = []
+        for name, fields in schemas.items():
             new = appended_columns(name, [f.name for f in fields])
             # Only a strict prefix, modes and types included, is migrated: a
             # retyped column must not be cast silently by the rebuild's INSERT.
@@ -221,6 +227,8 @@ class BigQueryWarehouse(RunLog):
             log.warning("%s: migrated table %s to this release: added columns %s%s", self.ref,
                         name, ", ".join(c.name for c in new),
                         f" (existing rows get {fills})" if fills else "")
+            migrated.append(name)
+        return migrated
 
     def _rebuild(self, name: str, old: list[str], required: list[Column]) -> None:
         """Table ``name`` with its columns ``old`` becomes tables.py's, the
@@ -278,9 +286,9 @@ class BigQueryWarehouse(RunLog):
                 log.warning("%s: finishing the interrupted migration of table %s", self.ref, name)
                 self._replace_with_migrating(name)
 
-    def _check_columns(self) -> None:
-        for name in TABLES:
-            have = _fields(self.client.get_table(f"{self.ref}.{name}").schema)
+    def _check_columns(self, schemas: dict[str, list]) -> None:
+        for name, fields in schemas.items():
+            have = _fields(fields)
             want = _wanted(name)
             if have != want:
                 raise RuntimeError(
