@@ -71,8 +71,8 @@ def _evaluate(args) -> int:
             raise
         raise UsageError(f"{args.warehouse}: {why}") from None
     for a in alerts:
-        missed = [c["channel"] for c in a.channels if not c["ok"]]
-        status = ("suppressed" if a.suppressed else "NOT DELIVERED" if missed else "sent")
+        missed_any = not all(c["ok"] for c in a.channels)
+        status = "suppressed" if a.suppressed else "NOT DELIVERED" if missed_any else "sent"
         print(f"{a.state:8} {status:13} {a.text_zh}")
     print(f"{len(alerts)} alert rows written to dq_alerts")
     # A scheduler must see a channel that missed an alert (the rows are written

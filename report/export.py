@@ -445,15 +445,15 @@ def _set_link(pdf: Path, stand_in: str, target: str) -> None:
     from pypdf import PdfWriter
     from pypdf.generic import NameObject, TextStringObject
 
+    # A PDF URI is 7-bit ASCII: non-ASCII and spaces percent-encoded.
+    uri = TextStringObject(urllib.parse.quote(target, safe=string.punctuation))
     writer = PdfWriter(clone_from=pdf)
     found = 0
     for page in writer.pages:
         for annot in page.get("/Annots") or ():
             action = annot.get_object().get("/A")
             if action is not None and action.get_object().get("/URI") == stand_in:
-                # A PDF URI is 7-bit ASCII: non-ASCII and spaces percent-encoded.
-                uri = urllib.parse.quote(target, safe=string.punctuation)
-                action.get_object()[NameObject("/URI")] = TextStringObject(uri)
+                action.get_object()[NameObject("/URI")] = uri
                 found += 1
     if not found:
         raise RuntimeError(f"{pdf}: Chromium printed no link annotation for the Data Docs link")
