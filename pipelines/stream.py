@@ -239,10 +239,19 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
     config = load_config(opts.config)
     params = config.parameters
     ctx = RunContext(ref=reference.load(ref_dir), config=config, as_of=FOREVER, months=[])
-    early = opts.early_firing_seconds
-    lateness = int(opts.allowed_lateness_days if opts.allowed_lateness_days is not None
-                   else params["allowed_lateness_days"])
-    retention = int(params["stream_retention_days"])
+    def whole(name: str, given: int | None = None) -> int:
+        """A command-line value, else the config's parameter, as a whole number."""
+        if given is not None:
+            return given
+        try:
+            return int(params[name])
+        except (TypeError, ValueError):
+            raise UsageError(f"parameters.{name} {params[name]!r} is not a whole number — fix it "
+                             f"in {opts.config or 'pipelines/defaults.yaml'}") from None
+
+    early = whole("early_firing_seconds", opts.early_firing_seconds)
+    lateness = whole("allowed_lateness_days", opts.allowed_lateness_days)
+    retention = whole("stream_retention_days")
     if opts.drain:  # a bounded run frees its state at the end: a backfill's lateness is enough
         retention = max(retention, min_retention_days(lateness))
     if retention < min_retention_days(lateness):
@@ -256,7 +265,7 @@ def make_settings(opts: StreamOptions, run_id: str) -> StreamSettings:
         warehouse=opts.warehouse,
         run_id=run_id,
         quarantine_dir=opts.quarantine or os.path.join(warehouse_dir(opts.warehouse), "quarantine"),
-        early_firing_seconds=max(1, int(early if early is not None else params["early_firing_seconds"])),
+        early_firing_seconds=max(1, early),
         allowed_lateness_days=lateness,
         retention_days=retention,
         batch_shards=max(1, opts.batch_shards),

@@ -446,3 +446,23 @@ def test_retention_below_the_minimum_is_a_usage_error(tmp_path, capsys):
         "= 63 (a day's totals must outlive its corrections and I13's 30 days) — raise "
         "stream_retention_days or lower --allowed_lateness_days"]
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+@pytest.mark.parametrize("name", ["stream_retention_days", "allowed_lateness_days",
+                                  "early_firing_seconds"])
+def test_a_malformed_streaming_parameter_is_a_usage_error(tmp_path, capsys, name):
+    """A config value that is not a whole number ended in "yibao stream:
+    failed: ValueError: invalid literal for int() with base 10: 'abc'"
+    (exit 1): an operator's mistake, so one line naming it and exit 2."""
+    from pipelines.cli import main as yibao
+
+    (tmp_path / "landing").mkdir()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"parameters:\n  {name}: abc\n", encoding="utf-8")
+    code = yibao(["stream", "--landing", str(tmp_path / "landing"), "--drain", "--allow_demo_key",
+                  "--config", str(cfg), "--warehouse", f"duckdb:///{tmp_path / 'warehouse.duckdb'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"yibao stream: parameters.{name} 'abc' is not a whole number — fix it in {cfg}"]
+    assert not (tmp_path / "warehouse.duckdb").exists()
